@@ -19,4 +19,5 @@
 //! The store knows nothing of Kubernetes kinds; keys and values are bytes.
 
 pub mod command;
+pub mod storage;
 pub mod types;

@@ -1,0 +1,1 @@
+//! Label selectors, equality- and set-based, as strings and as matchLabels/matchExpressions.

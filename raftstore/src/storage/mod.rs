@@ -1,0 +1,1 @@
+//! RocksDB storage: the Raft log store and the MVCC state machine.

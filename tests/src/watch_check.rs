@@ -1,0 +1,1 @@
+//! Watch stream checker (being written).
