@@ -728,7 +728,7 @@ fn settle_unknowns(kops: &mut Vec<KeyOp<'_>>) {
                     Step::Read(r) => r == s,
                     Step::Cas {
                         expected, swapped, ..
-                    } => expected == s || (swapped == Some(false) && expected != s),
+                    } => expected == s || swapped == Some(false),
                     Step::Set(_) => false,
                 }
         });
