@@ -298,6 +298,18 @@ served_kinds! {
     },
 }
 
+impl Object {
+    /// The object's name (`metadata.name`), empty when unset.
+    pub fn name(&self) -> &str {
+        self.metadata().map_or("", |m| m.name.as_str())
+    }
+
+    /// The object's namespace (`metadata.namespace`), empty when unset.
+    pub fn namespace(&self) -> &str {
+        self.metadata().map_or("", |m| m.namespace.as_str())
+    }
+}
+
 /// The served kind with this `apiVersion` and `kind`.
 pub fn lookup(api_version: &str, kind: &str) -> Option<&'static KindInfo> {
     KINDS

@@ -9,6 +9,8 @@
 //! - [`kinds`]: the table of served kinds ([`KINDS`]), the [`Resource`]
 //!   trait every kind implements and [`Object`], an object of any kind.
 //! - [`codec`]: YAML/JSON → checked, typed objects ([`decode`]) and back.
+//! - [`envelope`]: a self-describing protobuf encoding of an object of any
+//!   kind (`Object::encode_typed` / `Object::decode_typed`), for storage.
 //! - [`error`]: [`DecodeError`], a list of [`FieldError`]s naming field paths.
 //! - [`schema`]: the embedded descriptor set, indexed for the decoder and
 //!   for `explain`.
@@ -19,6 +21,7 @@
 
 pub mod api;
 pub mod codec;
+pub mod envelope;
 pub mod error;
 pub mod intstr;
 pub mod kinds;

@@ -220,4 +220,108 @@ mod tests {
         assert_eq!(labels.ty, FieldType::Map(Box::new(FieldType::String)));
         assert!(!labels.repeated);
     }
+
+    #[test]
+    fn resolves_paths_for_explain() {
+        let s = schema();
+        let containers = s
+            .resolve(
+                "capstan.apps.v1.Deployment",
+                "spec.template.spec.containers",
+            )
+            .unwrap();
+        assert_eq!(containers.field.type_name(), "[]Container");
+        assert!(containers.message.unwrap().field("image").is_some());
+        let limits = s
+            .resolve("capstan.core.v1.Pod", "spec.containers.resources.limits")
+            .unwrap();
+        assert_eq!(limits.field.type_name(), "map[string]Quantity");
+        assert!(limits.message.is_none());
+        let port = s
+            .resolve("capstan.core.v1.Service", "spec.ports.targetPort")
+            .unwrap();
+        assert_eq!(port.field.type_name(), "IntOrString");
+        assert!(s.resolve("capstan.core.v1.Pod", "spec.nope").is_none());
+        assert!(
+            s.resolve("capstan.core.v1.Pod", "metadata.name.x")
+                .is_none()
+        );
+    }
+}
+
+/// A field found by [`Schema::resolve`], with the message its values hold
+/// (for message, list-of-message and map-of-message fields).
+#[derive(Debug, Clone, Copy)]
+pub struct ResolvedField<'a> {
+    /// The field.
+    pub field: &'a FieldSchema,
+    /// The message of its values, when they are messages with fields.
+    pub message: Option<&'a MessageSchema>,
+}
+
+impl Schema {
+    /// Follows a dotted JSON field path (`spec.template.spec.containers`,
+    /// no list indexes or map keys) from the message `root`, for `explain`.
+    pub fn resolve(&self, root: &str, path: &str) -> Option<ResolvedField<'_>> {
+        let mut message = self.message(root)?;
+        let mut found = None;
+        for name in path.split('.').filter(|s| !s.is_empty()) {
+            if found.is_some() {
+                message = found.and_then(|f: ResolvedField<'_>| f.message)?;
+            }
+            let field = message.field(name)?;
+            let inner = match &field.ty {
+                FieldType::Map(value) => value.as_ref(),
+                other => other,
+            };
+            let message = match inner {
+                FieldType::Message(name) => self
+                    .message(name)
+                    .filter(|m| !is_scalar_message(name) && !m.fields.is_empty()),
+                _ => None,
+            };
+            found = Some(ResolvedField { field, message });
+        }
+        found
+    }
+}
+
+/// Whether a message is one of the hand-written value types, which JSON
+/// writes as scalars.
+fn is_scalar_message(name: &str) -> bool {
+    use well_known::*;
+    [QUANTITY, TIME, MICRO_TIME, INT_OR_STRING, RAW_EXTENSION].contains(&name)
+}
+
+impl FieldSchema {
+    /// The JSON type in `kubectl explain`'s words: `string`, `integer`,
+    /// `boolean`, `[]Container`, `map[string]string`, `Object`.
+    pub fn type_name(&self) -> String {
+        let base = type_word(&self.ty);
+        if self.repeated {
+            format!("[]{base}")
+        } else {
+            base
+        }
+    }
+}
+
+fn type_word(ty: &FieldType) -> String {
+    match ty {
+        FieldType::String => "string".into(),
+        FieldType::Bool => "boolean".into(),
+        FieldType::Int32 | FieldType::Int64 | FieldType::UInt32 | FieldType::UInt64 => {
+            "integer".into()
+        }
+        FieldType::Float => "number".into(),
+        FieldType::Bytes => "string (base64)".into(),
+        FieldType::Map(value) => format!("map[string]{}", type_word(value)),
+        FieldType::Message(name) => match name.as_str() {
+            well_known::QUANTITY => "Quantity".into(),
+            well_known::TIME | well_known::MICRO_TIME => "string (RFC 3339)".into(),
+            well_known::INT_OR_STRING => "IntOrString".into(),
+            well_known::RAW_EXTENSION => "Object (any)".into(),
+            other => other.rsplit('.').next().unwrap_or(other).to_owned(),
+        },
+    }
 }
