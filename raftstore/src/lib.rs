@@ -19,5 +19,8 @@
 //! The store knows nothing of Kubernetes kinds; keys and values are bytes.
 
 pub mod command;
+pub mod grpc;
+pub mod node;
 pub mod storage;
+pub mod transport;
 pub mod types;
