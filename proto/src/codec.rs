@@ -8,6 +8,25 @@
 //!
 //! Encoding: typed object → JSON or YAML exactly as Kubernetes writes it:
 //! `apiVersion` and `kind` first, camelCase names, empty fields omitted.
+//! One simplification: an empty string is always omitted, also for the few
+//! fields Kubernetes writes even when empty (e.g. `imageID: ""`).
+//!
+//! ```
+//! use capstan_proto::{Object, decode};
+//!
+//! let yaml = b"apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {containers: [{name: web, image: nginx}]}\n";
+//! let objects = decode(yaml).unwrap();
+//! let Object::Pod(pod) = &objects[0] else { unreachable!() };
+//! assert_eq!(pod.spec.as_ref().unwrap().containers[0].image, "nginx");
+//! assert!(objects[0].to_yaml().unwrap().starts_with("apiVersion: v1\nkind: Pod\n"));
+//!
+//! let err = decode(b"apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {containers: [{name: web, imagee: nginx}]}\n")
+//!     .unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "spec.containers[0].imagee: unknown field (did you mean spec.containers[0].image?)"
+//! );
+//! ```
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -273,6 +292,14 @@ pub fn to_json<T: Resource>(object: &T) -> Result<String, serde_json::Error> {
 /// The YAML of a typed object, with `apiVersion` and `kind` first.
 pub fn to_yaml<T: Resource>(object: &T) -> Result<String, serde_yaml_ng::Error> {
     serde_yaml_ng::to_string(&Typed::new(object))
+}
+
+impl<'de> Deserialize<'de> for Object {
+    /// Reads a document with `apiVersion` and `kind`, checked like [`decode_value`].
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let document = Value::deserialize(deserializer)?;
+        decode_value(document).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Object {

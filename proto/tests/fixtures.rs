@@ -425,3 +425,19 @@ fn diff(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+#[test]
+fn objects_deserialize_with_checks() {
+    let objects: Vec<Object> =
+        serde_json::from_str(r#"[{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a"}}]"#)
+            .unwrap();
+    assert_eq!(objects[0].name(), "a");
+    let err = serde_json::from_str::<Object>(
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"nme":"a"}}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("metadata.nme: unknown field"),
+        "{err}"
+    );
+}
