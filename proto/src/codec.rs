@@ -2,7 +2,7 @@
 //!
 //! Decoding: bytes (YAML or JSON, possibly several documents, `kind: List`
 //! expanded) → for each document, `apiVersion` and `kind` resolved against
-//! [`KINDS`](crate::kinds::KINDS) → the document walked against the kind's
+//! [`KINDS`] → the document walked against the kind's
 //! schema collecting every problem → the typed object. Nothing is returned
 //! unless every document is valid.
 //!
