@@ -21,6 +21,8 @@ pub struct KindInfo {
     pub kind: &'static str,
     /// Plural resource name used in paths and the CLI, e.g. `deployments`.
     pub plural: &'static str,
+    /// Short names the CLI accepts, e.g. `deploy`.
+    pub short_names: &'static [&'static str],
     /// Whether objects of this kind live in a namespace.
     pub namespaced: bool,
     /// Whether the kind has a `status` (served as a status subresource).
@@ -67,6 +69,7 @@ macro_rules! served_kinds {
             version: $version:literal,
             api_version: $api_version:literal,
             plural: $plural:literal,
+            short: [$($short:literal),*],
             namespaced: $namespaced:literal,
             status: $status:literal,
             message: $message:literal $(,)?
@@ -80,6 +83,7 @@ macro_rules! served_kinds {
                     api_version: $api_version,
                     kind: stringify!($variant),
                     plural: $plural,
+                    short_names: &[$($short),*],
                     namespaced: $namespaced,
                     has_status: $status,
                     message: $message,
@@ -203,97 +207,97 @@ macro_rules! served_kinds {
 
 served_kinds! {
     Namespace(core::v1::Namespace) {
-        group: "", version: "v1", api_version: "v1", plural: "namespaces",
+        group: "", version: "v1", api_version: "v1", plural: "namespaces", short: ["ns"],
         namespaced: false, status: true, message: "capstan.core.v1.Namespace",
     },
     Node(core::v1::Node) {
-        group: "", version: "v1", api_version: "v1", plural: "nodes",
+        group: "", version: "v1", api_version: "v1", plural: "nodes", short: ["no"],
         namespaced: false, status: true, message: "capstan.core.v1.Node",
     },
     Pod(core::v1::Pod) {
-        group: "", version: "v1", api_version: "v1", plural: "pods",
+        group: "", version: "v1", api_version: "v1", plural: "pods", short: ["po"],
         namespaced: true, status: true, message: "capstan.core.v1.Pod",
     },
     Service(core::v1::Service) {
-        group: "", version: "v1", api_version: "v1", plural: "services",
+        group: "", version: "v1", api_version: "v1", plural: "services", short: ["svc"],
         namespaced: true, status: true, message: "capstan.core.v1.Service",
     },
     Endpoints(core::v1::Endpoints) {
-        group: "", version: "v1", api_version: "v1", plural: "endpoints",
+        group: "", version: "v1", api_version: "v1", plural: "endpoints", short: ["ep"],
         namespaced: true, status: false, message: "capstan.core.v1.Endpoints",
     },
     Event(core::v1::Event) {
-        group: "", version: "v1", api_version: "v1", plural: "events",
+        group: "", version: "v1", api_version: "v1", plural: "events", short: ["ev"],
         namespaced: true, status: false, message: "capstan.core.v1.Event",
     },
     ServiceAccount(core::v1::ServiceAccount) {
-        group: "", version: "v1", api_version: "v1", plural: "serviceaccounts",
+        group: "", version: "v1", api_version: "v1", plural: "serviceaccounts", short: ["sa"],
         namespaced: true, status: false, message: "capstan.core.v1.ServiceAccount",
     },
     Secret(core::v1::Secret) {
-        group: "", version: "v1", api_version: "v1", plural: "secrets",
+        group: "", version: "v1", api_version: "v1", plural: "secrets", short: [],
         namespaced: true, status: false, message: "capstan.core.v1.Secret",
     },
     ConfigMap(core::v1::ConfigMap) {
-        group: "", version: "v1", api_version: "v1", plural: "configmaps",
+        group: "", version: "v1", api_version: "v1", plural: "configmaps", short: ["cm"],
         namespaced: true, status: false, message: "capstan.core.v1.ConfigMap",
     },
     PersistentVolume(core::v1::PersistentVolume) {
-        group: "", version: "v1", api_version: "v1", plural: "persistentvolumes",
+        group: "", version: "v1", api_version: "v1", plural: "persistentvolumes", short: ["pv"],
         namespaced: false, status: true, message: "capstan.core.v1.PersistentVolume",
     },
     PersistentVolumeClaim(core::v1::PersistentVolumeClaim) {
-        group: "", version: "v1", api_version: "v1", plural: "persistentvolumeclaims",
+        group: "", version: "v1", api_version: "v1", plural: "persistentvolumeclaims", short: ["pvc"],
         namespaced: true, status: true, message: "capstan.core.v1.PersistentVolumeClaim",
     },
     ReplicationController(core::v1::ReplicationController) {
-        group: "", version: "v1", api_version: "v1", plural: "replicationcontrollers",
+        group: "", version: "v1", api_version: "v1", plural: "replicationcontrollers", short: ["rc"],
         namespaced: true, status: true, message: "capstan.core.v1.ReplicationController",
     },
     ReplicaSet(apps::v1::ReplicaSet) {
-        group: "apps", version: "v1", api_version: "apps/v1", plural: "replicasets",
+        group: "apps", version: "v1", api_version: "apps/v1", plural: "replicasets", short: ["rs"],
         namespaced: true, status: true, message: "capstan.apps.v1.ReplicaSet",
     },
     Deployment(apps::v1::Deployment) {
-        group: "apps", version: "v1", api_version: "apps/v1", plural: "deployments",
+        group: "apps", version: "v1", api_version: "apps/v1", plural: "deployments", short: ["deploy"],
         namespaced: true, status: true, message: "capstan.apps.v1.Deployment",
     },
     StatefulSet(apps::v1::StatefulSet) {
-        group: "apps", version: "v1", api_version: "apps/v1", plural: "statefulsets",
+        group: "apps", version: "v1", api_version: "apps/v1", plural: "statefulsets", short: ["sts"],
         namespaced: true, status: true, message: "capstan.apps.v1.StatefulSet",
     },
     ControllerRevision(apps::v1::ControllerRevision) {
-        group: "apps", version: "v1", api_version: "apps/v1", plural: "controllerrevisions",
+        group: "apps", version: "v1", api_version: "apps/v1", plural: "controllerrevisions", short: [],
         namespaced: true, status: false, message: "capstan.apps.v1.ControllerRevision",
     },
     HorizontalPodAutoscaler(autoscaling::v1::HorizontalPodAutoscaler) {
         group: "autoscaling", version: "v1", api_version: "autoscaling/v1",
-        plural: "horizontalpodautoscalers", namespaced: true, status: true,
+        plural: "horizontalpodautoscalers", short: ["hpa"], namespaced: true, status: true,
         message: "capstan.autoscaling.v1.HorizontalPodAutoscaler",
     },
     Role(rbac::v1::Role) {
         group: "rbac.authorization.k8s.io", version: "v1",
-        api_version: "rbac.authorization.k8s.io/v1", plural: "roles",
+        api_version: "rbac.authorization.k8s.io/v1", plural: "roles", short: [],
         namespaced: true, status: false, message: "capstan.rbac.v1.Role",
     },
     ClusterRole(rbac::v1::ClusterRole) {
         group: "rbac.authorization.k8s.io", version: "v1",
-        api_version: "rbac.authorization.k8s.io/v1", plural: "clusterroles",
+        api_version: "rbac.authorization.k8s.io/v1", plural: "clusterroles", short: [],
         namespaced: false, status: false, message: "capstan.rbac.v1.ClusterRole",
     },
     RoleBinding(rbac::v1::RoleBinding) {
         group: "rbac.authorization.k8s.io", version: "v1",
-        api_version: "rbac.authorization.k8s.io/v1", plural: "rolebindings",
+        api_version: "rbac.authorization.k8s.io/v1", plural: "rolebindings", short: [],
         namespaced: true, status: false, message: "capstan.rbac.v1.RoleBinding",
     },
     ClusterRoleBinding(rbac::v1::ClusterRoleBinding) {
         group: "rbac.authorization.k8s.io", version: "v1",
-        api_version: "rbac.authorization.k8s.io/v1", plural: "clusterrolebindings",
+        api_version: "rbac.authorization.k8s.io/v1", plural: "clusterrolebindings", short: [],
         namespaced: false, status: false, message: "capstan.rbac.v1.ClusterRoleBinding",
     },
     Lease(coordination::v1::Lease) {
         group: "coordination.k8s.io", version: "v1",
-        api_version: "coordination.k8s.io/v1", plural: "leases",
+        api_version: "coordination.k8s.io/v1", plural: "leases", short: [],
         namespaced: true, status: false, message: "capstan.coordination.v1.Lease",
     },
 }
@@ -329,6 +333,24 @@ pub fn lookup_resource(group: &str, plural: &str) -> Option<&'static KindInfo> {
     KINDS
         .iter()
         .find(|k| k.group == group && k.plural == plural)
+}
+
+/// The served kind a CLI user means by `name`: a kind (`Deployment`, any
+/// case), a plural or singular resource name (`deployments`, `deployment`)
+/// or a short name (`deploy`), optionally qualified by group
+/// (`deployments.apps`).
+pub fn lookup_cli(name: &str) -> Option<&'static KindInfo> {
+    let name = name.to_ascii_lowercase();
+    let (resource, group) = match name.split_once('.') {
+        Some((resource, group)) => (resource, Some(group)),
+        None => (name.as_str(), None),
+    };
+    KINDS.iter().find(|k| {
+        group.is_none_or(|g| g == k.group)
+            && (k.plural == resource
+                || k.kind.eq_ignore_ascii_case(resource)
+                || k.short_names.contains(&resource))
+    })
 }
 
 /// The served kind named `kind`, in whichever group serves it.
@@ -373,5 +395,14 @@ mod tests {
         );
         assert_eq!(lookup_resource("", "pods").unwrap().kind, "Pod");
         assert!(lookup("extension/v1beta1", "Deployment").is_none());
+        assert_eq!(lookup_cli("deploy").unwrap().kind, "Deployment");
+        assert_eq!(lookup_cli("Pods").unwrap().kind, "Pod");
+        assert_eq!(lookup_cli("hpa").unwrap().kind, "HorizontalPodAutoscaler");
+        assert_eq!(lookup_cli("rolebinding").unwrap().kind, "RoleBinding");
+        assert_eq!(
+            lookup_cli("leases.coordination.k8s.io").unwrap().kind,
+            "Lease"
+        );
+        assert!(lookup_cli("deployments.core").is_none());
     }
 }

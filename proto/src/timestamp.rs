@@ -91,9 +91,11 @@ macro_rules! timestamp_type {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let at = self.to_offset_date_time().ok_or(fmt::Error)?;
-                let text = at.format($sub).map_err(|_| fmt::Error)?;
-                f.write_str(&text)
+                match self.to_offset_date_time().and_then(|at| at.format($sub).ok()) {
+                    Some(text) => f.write_str(&text),
+                    // Out of the representable range: say what it holds.
+                    None => write!(f, "@{}s+{}ns", self.seconds, self.nanos),
+                }
             }
         }
 
