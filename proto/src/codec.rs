@@ -328,3 +328,55 @@ impl Object {
         serde_yaml_ng::to_string(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_input_has_no_documents() {
+        assert!(decode(b"").unwrap().is_empty());
+        assert!(decode(b"---\n---\n").unwrap().is_empty());
+        assert!(decode_one(b"").is_err());
+    }
+
+    #[test]
+    fn concatenated_json_documents() {
+        let input = br#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a"}}
+{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"b"}}"#;
+        let names: Vec<_> = decode(input)
+            .unwrap()
+            .iter()
+            .map(|o| o.name().to_owned())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn non_object_document_is_refused() {
+        let err = decode(b"- a\n- b\n").unwrap_err();
+        assert_eq!(err.to_string(), "expected an object, got array");
+    }
+
+    #[test]
+    fn null_fields_read_as_absent() {
+        let object = decode_one(
+            b"apiVersion: v1\nkind: Pod\nmetadata: {name: a, creationTimestamp: null}\nspec: null\n",
+        )
+        .unwrap();
+        assert_eq!(
+            object.to_json().unwrap(),
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"}}"#
+        );
+    }
+
+    #[test]
+    fn typed_serializes_type_fields_first() {
+        let mut ns = crate::api::core::v1::Namespace::default();
+        ns.metadata_mut().name = "a".into();
+        assert_eq!(
+            to_yaml(&ns).unwrap(),
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n"
+        );
+    }
+}

@@ -117,3 +117,26 @@ impl fmt::Display for DecodeError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_lists_every_error() {
+        let mut second = FieldError::new("spec.replica", Reason::UnknownField, "unknown field");
+        second.document = Some(1);
+        let err = DecodeError {
+            errors: vec![
+                FieldError::new("metadata.name", Reason::Required, "required value"),
+                second,
+            ],
+        };
+        assert_eq!(
+            err.to_string(),
+            "2 errors:\n  metadata.name: required value\n  document 2: spec.replica: unknown field"
+        );
+        assert!(err.has_path("spec.replica"));
+        assert_eq!(Reason::Required.as_str(), "FieldValueRequired");
+    }
+}

@@ -171,6 +171,10 @@ macro_rules! served_kinds {
             }
 
             /// Decodes the protobuf encoding of an object of kind `info`.
+            ///
+            /// # Panics
+            ///
+            /// If `info` is not one of [`KINDS`] (all lookups return those).
             pub fn decode(info: &KindInfo, bytes: &[u8]) -> Result<Object, prost::DecodeError> {
                 $(
                     if info.message == $message {
