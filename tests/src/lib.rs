@@ -1,11 +1,14 @@
 //! Capstan's test harnesses and checkers, shared by the integration tests in
 //! `tests/tests/`.
 //!
+//! - [`cluster`]: an in-process Raft cluster over a fault-injecting network,
+//!   with register clients and watchers to run against it.
 //! - [`linearizability`]: a checker for concurrent register / compare-and-swap
 //!   histories, in which an operation that timed out may or may not have taken
 //!   effect.
 //! - [`watch_check`]: checks a recorded watch stream against the store's
 //!   history: ordered, no duplicates, no gaps, atomic per revision.
 
+pub mod cluster;
 pub mod linearizability;
 pub mod watch_check;
