@@ -12,7 +12,9 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
-use time::{Duration, OffsetDateTime};
+use std::time::Duration;
+
+use time::OffsetDateTime;
 
 use crate::tls::{PkiError, read_file, write_private};
 
@@ -72,8 +74,8 @@ impl CertificateAuthority {
         let key = KeyPair::generate().map_err(PkiError::Generate)?;
         let mut params = ca_params();
         let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::minutes(1);
-        params.not_after = now + valid_for;
+        params.not_before = now - time::Duration::minutes(1);
+        params.not_after = now + time::Duration::try_from(valid_for).unwrap_or(time::Duration::MAX);
         let cert = params.self_signed(&key).map_err(PkiError::Generate)?;
         Ok(Self {
             cert_pem: cert.pem(),
@@ -145,8 +147,8 @@ impl CertificateAuthority {
             ],
         };
         let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::minutes(1);
-        params.not_after = now + valid_for;
+        params.not_before = now - time::Duration::minutes(1);
+        params.not_after = now + time::Duration::try_from(valid_for).unwrap_or(time::Duration::MAX);
         let key = KeyPair::generate().map_err(PkiError::Generate)?;
         let issuer = Issuer::new(ca_params(), &self.key);
         let cert = params
@@ -175,7 +177,7 @@ mod tests {
     #[test]
     fn issued_certificate_carries_identity_and_survives_save_load() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = CertificateAuthority::generate(Duration::days(1)).unwrap();
+        let ca = CertificateAuthority::generate(Duration::from_secs(86_400)).unwrap();
         ca.save(dir.path()).unwrap();
         let loaded = CertificateAuthority::load(dir.path()).unwrap();
         let cert = loaded
@@ -184,14 +186,20 @@ mod tests {
                 &["system:nodes"],
                 &[],
                 Usage::Client,
-                Duration::days(1),
+                Duration::from_secs(86_400),
             )
             .unwrap();
         let der = crate::tls::parse_certs_pem(&cert.cert_pem, Path::new("x")).unwrap();
         let id = Identity::from_der(&der[0]).unwrap();
         assert_eq!(id.user, "system:node:worker-1");
         assert_eq!(id.groups, vec!["system:nodes"]);
-        let two = loaded.issue("u", &["a", "b"], &[], Usage::Client, Duration::days(1));
+        let two = loaded.issue(
+            "u",
+            &["a", "b"],
+            &[],
+            Usage::Client,
+            Duration::from_secs(86_400),
+        );
         assert!(matches!(two, Err(PkiError::TooManyGroups { .. })));
     }
 

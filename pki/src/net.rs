@@ -116,7 +116,6 @@ mod tests {
     use std::path::Path;
 
     use futures::StreamExt;
-    use time::Duration as Validity;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
@@ -126,7 +125,7 @@ mod tests {
     fn bundle(ca: &CertificateAuthority, user: &str, usage: Usage) -> TlsBundle {
         let sans = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
         let c = ca
-            .issue(user, &["g"], &sans, usage, Validity::hours(1))
+            .issue(user, &["g"], &sans, usage, Duration::from_secs(3600))
             .unwrap();
         TlsBundle::from_pem(ca.cert_pem(), &c.cert_pem, &c.key_pem).unwrap()
     }
@@ -163,8 +162,8 @@ mod tests {
 
     #[tokio::test]
     async fn listener_accepts_only_mutual_tls13_from_the_cluster_ca() {
-        let ca = CertificateAuthority::generate(Validity::hours(1)).unwrap();
-        let other_ca = CertificateAuthority::generate(Validity::hours(1)).unwrap();
+        let ca = CertificateAuthority::generate(Duration::from_secs(3600)).unwrap();
+        let other_ca = CertificateAuthority::generate(Duration::from_secs(3600)).unwrap();
         let server = bundle(&ca, "server", Usage::Server);
         let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let mut incoming = tls_incoming(listener, server.server_config().unwrap());
@@ -195,7 +194,13 @@ mod tests {
 
         // A client certificate from another CA is refused.
         let foreign = other_ca
-            .issue("mallory", &[], &[], Usage::Client, Validity::hours(1))
+            .issue(
+                "mallory",
+                &[],
+                &[],
+                Usage::Client,
+                Duration::from_secs(3600),
+            )
             .unwrap();
         let foreign_cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])

@@ -146,3 +146,18 @@ impl<H: PeerHandler> RaftPeer for PeerService<H> {
         Ok(Response::new(PeerMessage { from: 0, payload }))
     }
 }
+
+/// Serves the peer protocol for `handler` on `listener` (mutual TLS with
+/// `tls`) until `shutdown` completes.
+pub async fn serve<H: PeerHandler>(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    handler: Arc<H>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = capstan_pki::net::tls_incoming(listener, tls);
+    tonic::transport::Server::builder()
+        .add_service(PeerService::new(handler))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
