@@ -18,6 +18,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for TempStor
 }
 
 #[test]
-fn openraft_storage_suite() -> Result<(), StorageError> {
-    Suite::test_all(TempStores)
+fn openraft_storage_suite() {
+    if let Err(e) = Suite::test_all(TempStores) {
+        panic!("openraft storage suite failed: {e}");
+    }
 }

@@ -45,6 +45,14 @@ pub enum OpenError {
         /// What was found wrong.
         problem: String,
     },
+    /// The [`super::StorageOptions`] are invalid.
+    #[error("{dir}: invalid storage options: {problem}")]
+    Options {
+        /// The data dir.
+        dir: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// A filesystem operation failed.
     #[error("{dir}: {what}: {source}")]
     Io {

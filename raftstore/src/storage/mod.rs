@@ -43,7 +43,8 @@ pub use state_machine::StateMachineStore;
 pub use watch::{Event, EventKind, RevisionEvents, WatchStream};
 
 /// Tunables of [`open`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct StorageOptions {
     /// How many revisions a watcher may fall behind before it is ended with
     /// [`WatchError::TooSlow`]. Default 1024.
@@ -59,5 +60,15 @@ impl Default for StorageOptions {
             watch_queue: 1024,
             verify_on_open: true,
         }
+    }
+}
+
+impl StorageOptions {
+    /// Checks the options; `open` refuses invalid ones.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.watch_queue == 0 {
+            return Err("watch-queue must be at least 1".into());
+        }
+        Ok(())
     }
 }

@@ -163,7 +163,7 @@ impl Applier {
         let mut prev_kvs = Vec::with_capacity(ops.len());
         for op in ops {
             let key = op.key();
-            let idx = touched.iter().position(|t| &t.key == key);
+            let idx = touched.iter().position(|t| t.key == *key);
             let current = match idx {
                 Some(i) => touched[i].after.clone(),
                 None => self.latest(lookup, key)?,

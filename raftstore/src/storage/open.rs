@@ -45,6 +45,12 @@ const DB_DIR: &str = "db";
 /// holds anything but an intact Capstan store.
 pub fn open(dir: &Path, opts: StorageOptions) -> Result<(LogStore, StateMachineStore), OpenError> {
     let dir = dir.to_path_buf();
+    if let Err(problem) = opts.validate() {
+        return Err(OpenError::Options {
+            dir: dir.clone(),
+            problem,
+        });
+    }
     let fresh = classify(&dir)?;
     let db_path = dir.join(DB_DIR);
     let corrupt = |problem: String| OpenError::Corrupt {
@@ -65,7 +71,10 @@ pub fn open(dir: &Path, opts: StorageOptions) -> Result<(LogStore, StateMachineS
             })?;
         for name in ALL_CFS {
             if !cfs.iter().any(|c| c == name) {
-                return Err(corrupt(format!("column family {name:?} is missing")));
+                return Err(corrupt(format!(
+                    "column family {name:?} is missing: the MANIFEST is damaged or this is \
+                     not a Capstan database"
+                )));
             }
         }
     }

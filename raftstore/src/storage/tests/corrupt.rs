@@ -22,6 +22,7 @@ async fn flushed_store() -> TempDir {
 fn refuse(dir: &Path) -> OpenError {
     let err = open(dir, opts()).expect_err("open must refuse a damaged store");
     let msg = err.to_string();
+    eprintln!("refused as expected: {msg}");
     assert!(
         msg.contains(&dir.display().to_string()),
         "error names the dir: {msg}"
