@@ -204,7 +204,7 @@ impl WatchStream {
                 return Ok(Some(ev));
             }
             if self.next <= self.replay_until {
-                self.replay_chunk()?;
+                blocking(|| self.replay_chunk())?;
                 continue;
             }
             let notice = match self.rx.recv().await {
@@ -280,6 +280,16 @@ impl WatchStream {
         self.next = chunk.next;
         self.buffer.extend(chunk.revisions);
         Ok(())
+    }
+}
+
+/// Runs a database read from async code without stalling other tasks on a
+/// multi-threaded runtime (a current-thread runtime runs it inline).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

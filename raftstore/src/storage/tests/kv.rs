@@ -367,3 +367,23 @@ async fn restart_keeps_everything() {
     let res = f.ops(vec![put("/c", "1")]).await;
     assert_eq!(res.revision, 4);
 }
+
+#[tokio::test]
+async fn largest_allowed_value_round_trips() {
+    let mut f = Fixture::new();
+    let big = Bytes::from(vec![7u8; crate::command::MAX_VALUE_BYTES]);
+    let txn = Txn {
+        success: vec![Op::Put {
+            key: b("/big"),
+            value: big.clone(),
+        }],
+        ..Txn::default()
+    };
+    Command::Txn(txn.clone()).validate().unwrap();
+    f.txn(txn).await;
+    let f = f.reopen();
+    assert_eq!(
+        f.reader().get(b"/big", None).unwrap().kv.unwrap().value,
+        big
+    );
+}

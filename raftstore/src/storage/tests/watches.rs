@@ -17,7 +17,7 @@ async fn next(w: &mut WatchStream) -> Arc<RevisionEvents> {
         .expect("no watch error")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_then_live_without_gap_or_duplicate() {
     let mut f = Fixture::new();
     let r = f.reader();
