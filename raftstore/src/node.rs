@@ -551,10 +551,10 @@ async fn auto_compact<T: PeerTransport>(inner: std::sync::Weak<Inner<T>>) {
         };
         let keep = replica.inner.config.history_revisions;
         let target = current.saturating_sub(keep);
-        if target > compacted {
-            if let Err(e) = replica.compact(target).await {
-                tracing::warn!(error = %e, target, "auto-compaction failed");
-            }
+        if target > compacted
+            && let Err(e) = replica.compact(target).await
+        {
+            tracing::warn!(error = %e, target, "auto-compaction failed");
         }
     }
 }
