@@ -387,3 +387,32 @@ async fn largest_allowed_value_round_trips() {
         big
     );
 }
+
+/// Rough group-commit throughput: batches of 100 single-put transactions,
+/// each batch one synced log append and one apply. Run with
+/// `cargo test -p capstan-raftstore --lib apply_throughput -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "timing, not a check"]
+async fn apply_throughput() {
+    let mut f = Fixture::new();
+    let start = std::time::Instant::now();
+    let batches = 100;
+    for bi in 0..batches {
+        let cmds = (0..100)
+            .map(|i| {
+                Command::Txn(Txn {
+                    compares: vec![cmp(&format!("/t/{bi}/{i}"), Condition::Absent)],
+                    success: vec![put(&format!("/t/{bi}/{i}"), &"v".repeat(200))],
+                    failure: vec![],
+                })
+            })
+            .collect();
+        f.apply(cmds).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "{} txns in {secs:.2}s: {:.0} txn/s",
+        batches * 100,
+        f64::from(batches * 100) / secs
+    );
+}
