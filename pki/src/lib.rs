@@ -4,6 +4,7 @@
 //! TLS 1.3 only and requires a client certificate issued by the cluster CA;
 //! there is no plaintext mode. This crate holds everything about that:
 //!
+//! - [`bootstrap`]: the certificates a cluster needs (`capstan pki init`).
 //! - [`ca`]: generate or load the cluster CA and issue certificates whose
 //!   subject carries a Kubernetes-style identity (CN = user, O = groups).
 //! - [`identity`]: read that identity back from a peer's certificate.
@@ -12,6 +13,7 @@
 //! - [`net`]: the glue to tonic: an accept loop that yields authenticated
 //!   TLS streams to a gRPC server, and a connector for gRPC channels.
 
+pub mod bootstrap;
 pub mod ca;
 pub mod identity;
 pub mod net;

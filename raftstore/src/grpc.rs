@@ -27,13 +27,7 @@ pub use pb::PeerMessage;
 use pb::raft_peer_client::RaftPeerClient;
 use pb::raft_peer_server::{RaftPeer, RaftPeerServer};
 
-/// The certificate group (subject O) every replica's peer certificate carries.
-pub const PEER_GROUP: &str = "capstan:peers";
-
-/// The user name (subject CN) of replica `id`'s peer certificate.
-pub fn peer_user(id: NodeId) -> String {
-    format!("system:capstan-peer:{id}")
-}
+pub use capstan_pki::bootstrap::{PEER_GROUP, peer_user};
 
 /// Largest peer message accepted (snapshot chunks and batches of entries
 /// whose values may each be up to 1.5 MiB).
