@@ -1,7 +1,102 @@
-//! The one Capstan binary. Its subcommands (apiserver, scheduler,
-//! controller-manager, kubelet, proxy, pki, up) are not built yet; today it
-//! only reports its version, so that the workspace has its binary crate.
+//! The one Capstan binary, installed on every machine.
+//!
+//! Built so far: `capstan pki init`. The daemons (`apiserver`, `scheduler`,
+//! `controller-manager`, `kubelet`, `proxy`) and `up` are not built yet
+//! (issues 3–6). A usage error exits with status 64 (EX_USAGE).
 
-fn main() {
-    println!("capstan {}", env!("CARGO_PKG_VERSION"));
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Capstan: a Kubernetes-shaped control plane whose apiservers share a Raft log.
+#[derive(Parser)]
+#[command(name = "capstan", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Certificates: the cluster CA and one certificate per identity.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Create (or complete) a PKI directory: CA, apiserver serving
+    /// certificate, a peer certificate per replica, and client certificates
+    /// for the admin, scheduler, controller-manager, proxy and each node.
+    /// An existing CA is reused; existing certificates are kept.
+    Init {
+        /// Directory to write into (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// DNS names or IP addresses of the replicas (comma-separated);
+        /// localhost, 127.0.0.1 and ::1 are always included.
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
+        /// Replica ids that get a peer certificate (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        replicas: Vec<u64>,
+        /// Node names that get a kubelet certificate (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<String>,
+    },
+}
+
+/// EX_USAGE from sysexits.h: the command line or configuration is wrong.
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let usage = e.use_stderr();
+            let _ = e.print();
+            return if usage {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command {
+        Command::Pki {
+            command:
+                PkiCommand::Init {
+                    dir,
+                    hosts,
+                    replicas,
+                    nodes,
+                },
+        } => {
+            let spec = capstan_pki::bootstrap::InitSpec {
+                hosts,
+                replicas,
+                nodes,
+                ..Default::default()
+            };
+            match capstan_pki::bootstrap::init(&dir, &spec) {
+                Ok(written) if written.is_empty() => {
+                    println!("{}: every certificate already present", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Ok(written) => {
+                    for f in written {
+                        println!("wrote {}", f.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("capstan pki init: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }
