@@ -512,6 +512,78 @@ async fn membership(seed: u64, remove_leader: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A seeded random schedule: every few hundred milliseconds one of isolate a
+/// replica, partition the group in two, drop and delay messages, heal, crash
+/// a replica (keeping a majority of them running) or restart one.
+async fn random_faults(n: u64, seed: u64) -> anyhow::Result<()> {
+    let mut run = Run::start(
+        n,
+        seed,
+        ClusterConfig::default(),
+        WorkloadConfig::spread(n, 5),
+    )
+    .await?;
+    let max_down = ((n - 1) / 2) as usize;
+    let mut down: Vec<NodeId> = Vec::new();
+    let until = Instant::now() + 5 * SECOND;
+    let mut step = 0;
+    while Instant::now() < until {
+        run.pause(200, 600).await;
+        step += 1;
+        let running = run.cluster.running();
+        let pick = |rng: &mut StdRng, ids: &[NodeId]| ids[rng.random_range(0..ids.len())];
+        let what = match run.rng.random_range(0..6u32) {
+            0 => {
+                let id = pick(&mut run.rng, &running);
+                run.cluster.isolate(id);
+                format!("isolate {id}")
+            }
+            1 => {
+                let mut all: Vec<NodeId> = (1..=n).collect();
+                all.shuffle(&mut run.rng);
+                let k = run.rng.random_range(1..=(n as usize) / 2);
+                let (a, b) = all.split_at(k);
+                run.cluster.partition(&[a, b]);
+                format!("partition {a:?} | {b:?}")
+            }
+            2 => {
+                let p = run.rng.random_range(0.02..0.2);
+                let max_delay = Duration::from_millis(run.rng.random_range(1..30));
+                run.cluster.router().update_faults(|f| {
+                    f.drop_request = p;
+                    f.drop_response = p;
+                    f.delay = Some((Duration::ZERO, max_delay));
+                });
+                format!("drop p={p:.2}, delay up to {max_delay:?}")
+            }
+            3 => {
+                run.cluster.heal();
+                "heal".to_owned()
+            }
+            4 if down.len() < max_down => {
+                let id = pick(&mut run.rng, &running);
+                run.cluster.crash(id).await?;
+                down.push(id);
+                format!("crash {id}")
+            }
+            _ if !down.is_empty() => {
+                let id = down.swap_remove(run.rng.random_range(0..down.len()));
+                run.cluster.restart(id).await?;
+                format!("restart {id}")
+            }
+            _ => "nothing".to_owned(),
+        };
+        eprintln!("step {step}: {what}");
+    }
+    for id in down {
+        run.cluster.restart(id).await?;
+    }
+    run.cluster.heal();
+    let (cluster, _) = run.finish().await?;
+    cluster.shutdown().await;
+    Ok(())
+}
+
 /// The checker is not vacuous here: a read served stale by an old leader cut
 /// off from the group is a violation it must report. Deterministic: the old
 /// leader cannot learn of the new write while partitioned.
@@ -594,6 +666,8 @@ scenario!(crash_restart_5, 42, |s| crash_restart(5, s));
 scenario!(snapshot_catch_up_3, 51, snapshot_catch_up);
 scenario!(membership_remove_follower, 61, |s| membership(s, false));
 scenario!(membership_remove_leader, 62, |s| membership(s, true));
+scenario!(random_faults_3, 81, |s| random_faults(3, s));
+scenario!(random_faults_5, 82, |s| random_faults(5, s));
 scenario!(
     stale_read_from_cut_off_leader_is_caught,
     71,
