@@ -25,7 +25,7 @@ use capstan_raftstore::storage::OpenError;
 use capstan_raftstore::types::{Member, NodeId};
 use openraft::ServerState;
 
-pub use router::{Faults, Router};
+pub use router::{Faults, MessageFilter, Router};
 
 /// Knobs of a test cluster; [`Default`] gives fast timeouts.
 #[derive(Clone, Debug)]

@@ -15,6 +15,8 @@
 //!   writes.
 //! - **delays**: each request and each response waits a random time from a
 //!   range before it travels.
+//! - **filters**: a predicate on (sender, target, request) that drops the
+//!   requests it picks, to build one exact message pattern.
 //!
 //! A replica that is not registered (crashed, not started yet) is
 //! unreachable. A blocked or lost message fails after a short wait (never
@@ -45,8 +47,22 @@ use rand::{Rng, SeedableRng};
 /// How long a blocked or dropped message takes to fail, at most.
 const LOST_MESSAGE_WAIT: Duration = Duration::from_millis(30);
 
+/// Decides per message: `true` drops the request (it never arrives).
+pub type FilterFn = dyn Fn(NodeId, NodeId, &PeerRequest) -> bool + Send + Sync;
+
+/// A targeted fault: drops the requests a predicate picks (by sender,
+/// target and content), for scenarios that need one exact message pattern.
+#[derive(Clone)]
+pub struct MessageFilter(pub Arc<FilterFn>);
+
+impl std::fmt::Debug for MessageFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MessageFilter(..)")
+    }
+}
+
 /// The fault settings of a [`Router`].
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Faults {
     /// Groups of replicas that can talk only within their group.
     pub partition: Vec<BTreeSet<NodeId>>,
@@ -58,6 +74,8 @@ pub struct Faults {
     pub drop_response: f64,
     /// Each message waits a random time from this range before it travels.
     pub delay: Option<(Duration, Duration)>,
+    /// Drops the requests it picks.
+    pub filter: Option<MessageFilter>,
 }
 
 impl Faults {
@@ -234,6 +252,12 @@ impl PeerTransport for Router {
             stats.blocked.fetch_add(1, Ordering::Relaxed);
             return Err(self.lost(target, timeout, "unreachable (fault)").await);
         };
+        if let Some(MessageFilter(drops)) = self.faults().filter
+            && drops(from, target, &req)
+        {
+            stats.blocked.fetch_add(1, Ordering::Relaxed);
+            return Err(self.lost(target, timeout, "filtered").await);
+        }
         if fate.drop_request {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(self.lost(target, timeout, "request dropped").await);
