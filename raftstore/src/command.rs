@@ -225,6 +225,9 @@ mod tests {
             failure: vec![Op::Delete { key: Bytes::new() }],
             ..Txn::default()
         });
-        assert!(matches!(empty.validate(), Err(InvalidCommand::BadKey { .. })));
+        assert!(matches!(
+            empty.validate(),
+            Err(InvalidCommand::BadKey { .. })
+        ));
     }
 }

@@ -248,8 +248,11 @@ impl<T: PeerTransport> Replica<T> {
         while Instant::now() < deadline {
             let target = self.leader_member();
             let result = match target {
-                Some((leader, _)) if leader == self.inner.id => {
+                Some((leader, _)) if leader == self.inner.id && self.is_leader() => {
                     self.write_local(command.clone(), deadline).await
+                }
+                Some((leader, _)) if leader == self.inner.id => {
+                    Err(Retry("leadership is changing".into()))
                 }
                 Some((leader, member)) => {
                     self.write_forward(leader, &member, command.clone(), deadline)
@@ -296,8 +299,15 @@ impl<T: PeerTransport> Replica<T> {
                 log_id: Some(resp.log_id.into()),
                 result: Ok(resp.data),
             }),
+            // openraft answers ForwardToLeader both when it refuses a proposal
+            // and when a new leader truncated the proposed entry; in the second
+            // case a copy may still commit elsewhere, so the outcome is unknown.
+            // Retrying here could apply the write twice.
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(Retry(format!("leadership moved (to {:?})", f.leader_id)))
+                Ok(Applied::unknown(format!(
+                    "leadership moved (to {:?}) after the write was proposed; it may still commit",
+                    f.leader_id
+                )))
             }
             Ok(Err(e)) => Ok(Applied::unknown(e.to_string())),
         }
@@ -581,16 +591,20 @@ impl<T: PeerTransport> PeerHandler for Replica<T> {
                 PeerResponse::InstallSnapshot(raft.install_snapshot(r).await)
             }
             PeerRequest::Forward(command) => {
+                // Only a replica that believes it leads proposes; otherwise the
+                // sender may safely retry elsewhere (nothing was proposed).
+                if !self.is_leader() {
+                    return PeerResponse::Forward(Err(ForwardError::NotLeader {
+                        leader: self.leader_member().filter(|(id, _)| *id != self.inner.id),
+                    }));
+                }
                 let result = match raft.client_write(command).await {
                     Ok(resp) => Ok(ForwardedResult {
                         log_index: Some(resp.log_id.index),
                         result: resp.data,
                     }),
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                        Err(ForwardError::NotLeader {
-                            leader: self.leader_member(),
-                        })
-                    }
+                    // Proposed, then refused or truncated: the outcome is unknown
+                    // (see `write_local`), so the sender must not retry.
                     Err(e) => Err(ForwardError::Failed(e.to_string())),
                 };
                 PeerResponse::Forward(result)

@@ -821,8 +821,6 @@ scenario!(membership_remove_leader, 62, |s| membership(s, true));
 scenario!(random_faults_3, 81, |s| random_faults(3, s));
 scenario!(random_faults_5, 82, |s| random_faults(5, s));
 scenario!(
-    #[ignore = "bug in raftstore node.rs: Replica::write retries a write whose entry openraft \
-                truncated (ForwardToLeader) although a copy can still commit; run with --ignored"]
     truncated_write_is_not_retried_5,
     91,
     truncated_write_is_not_retried
