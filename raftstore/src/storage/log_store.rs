@@ -2,9 +2,15 @@
 //!
 //! Entries live in the `logs` column family keyed by big-endian index; the
 //! vote, the committed log id and the last purged log id in `raft_meta`.
-//! `append` writes a whole batch of entries with one synced write (group
-//! commit: openraft hands many client writes to one call) before reporting
-//! them flushed; `save_vote` and `truncate` are synced too.
+//! `append` writes its entries (unsynced) and hands openraft's completion
+//! callback to the [`Syncer`]: one background thread that syncs the WAL once
+//! for every append queued since its last sync, then reports them flushed,
+//! in order. That is the group commit: openraft 0.9 calls `append` once per
+//! client write, so syncing inside `append` would cost one fsync per write;
+//! here an fsync in flight collects every append issued meanwhile. No entry
+//! is reported flushed before an fsync that covers it has returned.
+//! `save_vote` and `truncate` are synced writes of their own (and, sharing
+//! the one WAL, also make every earlier append durable).
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -24,6 +30,60 @@ use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 #[derive(Clone)]
 pub struct LogStore {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) syncer: Arc<Syncer>,
+}
+
+/// The group-commit thread: syncs the WAL for batches of queued appends and
+/// then completes their callbacks in submission order. Dropping the last
+/// handle closes the queue and joins the thread (after it completed what was
+/// queued), so the database is released when the log store is.
+pub(crate) struct Syncer {
+    tx: std::sync::Mutex<Option<std::sync::mpsc::Sender<LogFlushed<TypeConfig>>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    /// Starts the thread.
+    pub(crate) fn start(shared: Arc<Shared>) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<LogFlushed<TypeConfig>>();
+        let thread =
+            std::thread::Builder::new()
+                .name("raft-log-sync".into())
+                .spawn(move || {
+                    while let Ok(first) = rx.recv() {
+                        let mut pending = vec![first];
+                        pending.extend(rx.try_iter());
+                        let synced = shared.db.flush_wal(true).map_err(|e| e.to_string());
+                        for callback in pending {
+                            callback.log_io_completed(synced.clone().map_err(|e| {
+                                std::io::Error::other(format!("syncing the log: {e}"))
+                            }));
+                        }
+                    }
+                })?;
+        Ok(Self {
+            tx: std::sync::Mutex::new(Some(tx)),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a callback to complete after the next sync; gives it back if
+    /// the thread is gone.
+    fn submit(&self, callback: LogFlushed<TypeConfig>) -> Result<(), LogFlushed<TypeConfig>> {
+        match self.tx.lock().expect("syncer poisoned").as_ref() {
+            Some(tx) => tx.send(callback).map_err(|e| e.0),
+            None => Err(callback),
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.tx.lock().expect("syncer poisoned").take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Debug for LogStore {
@@ -172,9 +232,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for entry in entries {
             batch.put_cf(cf, be(entry.log_id.index), encode(&entry));
         }
-        match self.shared.db.write_opt(batch, &synced()) {
+        match self.shared.db.write(batch) {
             Ok(()) => {
-                callback.log_io_completed(Ok(()));
+                if let Err(callback) = self.syncer.submit(callback) {
+                    let e = std::io::Error::other("log sync thread stopped");
+                    callback.log_io_completed(Err(e));
+                    return Err(Fault::Invalid("log sync thread stopped".into()).write_logs());
+                }
                 Ok(())
             }
             Err(e) => {

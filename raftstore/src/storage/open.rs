@@ -142,8 +142,15 @@ pub fn open(dir: &Path, opts: StorageOptions) -> Result<(LogStore, StateMachineS
         },
         other => corrupt(other.to_string()),
     })?;
+    let syncer =
+        super::log_store::Syncer::start(Arc::clone(&shared)).map_err(|source| OpenError::Io {
+            dir: dir.clone(),
+            what: "start the log sync thread",
+            source,
+        })?;
     let log = LogStore {
         shared: Arc::clone(&shared),
+        syncer: Arc::new(syncer),
     };
     Ok((log, StateMachineStore { shared, meta }))
 }
