@@ -140,7 +140,7 @@ mod tests {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let name = ServerName::try_from("127.0.0.1").unwrap();
         let client = TlsConnector::from(config).connect(name, tcp).await;
-        let accepted = tokio::time::timeout(Duration::from_millis(500), incoming.next()).await;
+        let accepted = tokio::time::timeout(Duration::from_secs(2), incoming.next()).await;
         match (client, accepted) {
             (Ok(mut client), Ok(Some(Ok(mut server)))) => {
                 client.write_all(b"ping").await.unwrap();
