@@ -24,6 +24,11 @@ pub const MAX_VALUE_BYTES: usize = 1536 * 1024;
 pub enum Command {
     /// A conditional multi-key write.
     Txn(Txn),
+    /// Several independent transactions proposed as one log entry (group
+    /// commit above Raft). Applied in order, each exactly as if proposed on
+    /// its own — each writing transaction gets its own revision — and the
+    /// result's `batch` holds one result per transaction.
+    Batch(Vec<Txn>),
     /// Forget history (old versions and watch events) older than `revision`.
     /// Reads and watches at revisions below it then fail with `Expired`.
     Compact {
@@ -111,6 +116,9 @@ pub struct CommandResult {
     /// Set when the command was rejected by the state machine without effect
     /// (e.g. compacting to a future revision); every replica rejects it alike.
     pub error: Option<String>,
+    /// For a [`Command::Batch`]: one result per transaction, in order.
+    #[serde(default)]
+    pub batch: Vec<CommandResult>,
 }
 
 /// Why a command is refused before it is proposed.
@@ -135,33 +143,38 @@ pub enum InvalidCommand {
 impl Command {
     /// Checks the limits every replica relies on; called before proposing.
     pub fn validate(&self) -> Result<(), InvalidCommand> {
-        let Command::Txn(txn) = self else {
-            return Ok(());
-        };
-        let keys = txn
-            .compares
-            .iter()
-            .map(|c| &c.key)
-            .chain(txn.success.iter().chain(&txn.failure).map(Op::key));
-        for key in keys {
-            if key.is_empty() || key.contains(&0) {
-                return Err(InvalidCommand::BadKey {
-                    key: String::from_utf8_lossy(key).into_owned(),
-                });
-            }
+        match self {
+            Command::Txn(txn) => validate_txn(txn),
+            Command::Batch(txns) => txns.iter().try_for_each(validate_txn),
+            Command::Compact { .. } => Ok(()),
         }
-        for op in txn.success.iter().chain(&txn.failure) {
-            if let Op::Put { key, value } = op
-                && value.len() > MAX_VALUE_BYTES
-            {
-                return Err(InvalidCommand::ValueTooLarge {
-                    key: String::from_utf8_lossy(key).into_owned(),
-                    size: value.len(),
-                });
-            }
-        }
-        Ok(())
     }
+}
+
+fn validate_txn(txn: &Txn) -> Result<(), InvalidCommand> {
+    let keys = txn
+        .compares
+        .iter()
+        .map(|c| &c.key)
+        .chain(txn.success.iter().chain(&txn.failure).map(Op::key));
+    for key in keys {
+        if key.is_empty() || key.contains(&0) {
+            return Err(InvalidCommand::BadKey {
+                key: String::from_utf8_lossy(key).into_owned(),
+            });
+        }
+    }
+    for op in txn.success.iter().chain(&txn.failure) {
+        if let Op::Put { key, value } = op
+            && value.len() > MAX_VALUE_BYTES
+        {
+            return Err(InvalidCommand::ValueTooLarge {
+                key: String::from_utf8_lossy(key).into_owned(),
+                size: value.len(),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Op {
@@ -183,6 +196,7 @@ impl std::fmt::Display for Command {
                 t.success.len(),
                 t.failure.len()
             ),
+            Command::Batch(txns) => write!(f, "batch({} txns)", txns.len()),
             Command::Compact { revision } => write!(f, "compact({revision})"),
         }
     }

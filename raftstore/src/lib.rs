@@ -21,6 +21,7 @@
 pub mod command;
 pub mod grpc;
 pub mod node;
+mod proposer;
 pub mod storage;
 pub mod transport;
 pub mod types;

@@ -29,6 +29,7 @@ use openraft::{ChangeMembers, RaftMetrics, ServerState};
 
 use crate::command::{Command, CommandResult, InvalidCommand};
 use crate::grpc::PeerHandler;
+use crate::proposer::Proposer;
 use crate::storage::{
     self, GetResponse, OpenError, RangeRequest, RangeResponse, ReadError, StorageOptions,
     StoreReader, WatchStream,
@@ -143,6 +144,7 @@ pub enum ReplicaError {
 struct Inner<T> {
     id: NodeId,
     raft: Raft,
+    proposer: Proposer,
     reader: StoreReader,
     transport: T,
     config: ReplicaConfig,
@@ -179,6 +181,7 @@ impl<T: PeerTransport> Replica<T> {
         let replica = Self {
             inner: Arc::new(Inner {
                 id: config.id,
+                proposer: Proposer::start(raft.clone()),
                 raft,
                 reader,
                 transport,
@@ -291,6 +294,18 @@ impl<T: PeerTransport> Replica<T> {
 
     async fn write_local(&self, command: Command, deadline: Instant) -> Result<Applied, Retry> {
         let remaining = deadline.saturating_duration_since(Instant::now());
+        if let Command::Txn(txn) = command {
+            return Ok(
+                match tokio::time::timeout(remaining, self.inner.proposer.propose(txn)).await {
+                    Err(_) => Applied::unknown("deadline passed before the write committed"),
+                    Ok(Ok(p)) => Applied {
+                        log_id: Some(LogIndex { index: p.log_index }),
+                        result: Ok(p.result),
+                    },
+                    Ok(Err(reason)) => Applied::unknown(reason),
+                },
+            );
+        }
         match tokio::time::timeout(remaining, self.raft().client_write(command)).await {
             Err(_) => Ok(Applied::unknown(
                 "deadline passed before the write committed",
@@ -598,14 +613,27 @@ impl<T: PeerTransport> PeerHandler for Replica<T> {
                         leader: self.leader_member().filter(|(id, _)| *id != self.inner.id),
                     }));
                 }
-                let result = match raft.client_write(command).await {
-                    Ok(resp) => Ok(ForwardedResult {
-                        log_index: Some(resp.log_id.index),
-                        result: resp.data,
+                let written = match command {
+                    Command::Txn(txn) => self
+                        .inner
+                        .proposer
+                        .propose(txn)
+                        .await
+                        .map(|p| (p.log_index, p.result)),
+                    other => raft
+                        .client_write(other)
+                        .await
+                        .map(|resp| (resp.log_id.index, resp.data))
+                        .map_err(|e| e.to_string()),
+                };
+                let result = match written {
+                    Ok((log_index, result)) => Ok(ForwardedResult {
+                        log_index: Some(log_index),
+                        result,
                     }),
                     // Proposed, then refused or truncated: the outcome is unknown
                     // (see `write_local`), so the sender must not retry.
-                    Err(e) => Err(ForwardError::Failed(e.to_string())),
+                    Err(e) => Err(ForwardError::Failed(e)),
                 };
                 PeerResponse::Forward(result)
             }

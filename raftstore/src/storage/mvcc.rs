@@ -214,6 +214,7 @@ impl Applier {
                     revision: self.revision,
                     prev_kvs,
                     error: None,
+                    batch: Vec::new(),
                 },
                 writes: Vec::new(),
                 events: None,
@@ -251,6 +252,7 @@ impl Applier {
                 revision: rev,
                 prev_kvs,
                 error: None,
+                batch: Vec::new(),
             },
             writes,
             events: Some(Arc::new(RevisionEvents {

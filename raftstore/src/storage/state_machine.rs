@@ -100,6 +100,31 @@ impl StateMachineStore {
         Ok(())
     }
 
+    /// Applies one transaction into the batch being built.
+    fn apply_txn(
+        &mut self,
+        txn: &crate::command::Txn,
+        applier: &mut Applier,
+        batch: &mut Batch,
+    ) -> Result<CommandResult, Fault> {
+        let out = applier.apply_txn(&View::latest(&self.shared), txn)?;
+        let rev = out.result.revision;
+        if let Some(events) = out.events {
+            let kv = self.shared.cf(CF_KV);
+            let keys: Vec<Bytes> = out.writes.iter().map(|(k, _)| k.clone()).collect();
+            for (key, version) in &out.writes {
+                batch
+                    .batch
+                    .put_cf(kv, version_key(key, rev), encode(version));
+            }
+            batch
+                .batch
+                .put_cf(self.shared.cf(CF_REVS), be(rev), encode(&keys));
+            batch.events.push(events);
+        }
+        Ok(out.result)
+    }
+
     fn apply_entry(
         &mut self,
         entry: Entry,
@@ -112,6 +137,7 @@ impl StateMachineStore {
             revision,
             prev_kvs: Vec::new(),
             error: None,
+            batch: Vec::new(),
         };
         let result = match entry.payload {
             EntryPayload::Blank => unchanged(applier.revision()),
@@ -119,23 +145,16 @@ impl StateMachineStore {
                 self.meta.membership = StoredMembership::new(Some(log_id), m);
                 unchanged(applier.revision())
             }
-            EntryPayload::Normal(Command::Txn(txn)) => {
-                let out = applier.apply_txn(&View::latest(&self.shared), &txn)?;
-                let rev = out.result.revision;
-                if let Some(events) = out.events {
-                    let kv = self.shared.cf(CF_KV);
-                    let keys: Vec<Bytes> = out.writes.iter().map(|(k, _)| k.clone()).collect();
-                    for (key, version) in &out.writes {
-                        batch
-                            .batch
-                            .put_cf(kv, version_key(key, rev), encode(version));
-                    }
-                    batch
-                        .batch
-                        .put_cf(self.shared.cf(CF_REVS), be(rev), encode(&keys));
-                    batch.events.push(events);
+            EntryPayload::Normal(Command::Txn(txn)) => self.apply_txn(&txn, applier, batch)?,
+            EntryPayload::Normal(Command::Batch(txns)) => {
+                let results = txns
+                    .iter()
+                    .map(|txn| self.apply_txn(txn, applier, batch))
+                    .collect::<Result<Vec<_>, _>>()?;
+                CommandResult {
+                    batch: results,
+                    ..unchanged(applier.revision())
                 }
-                out.result
             }
             EntryPayload::Normal(Command::Compact { revision }) => {
                 let current = applier.revision();
@@ -170,6 +189,7 @@ impl StateMachineStore {
                     revision: current,
                     prev_kvs: Vec::new(),
                     error,
+                    batch: Vec::new(),
                 }
             }
         };

@@ -57,6 +57,42 @@ async fn many_txns_in_one_apply_batch_see_each_other() {
 }
 
 #[tokio::test]
+async fn batch_entry_applies_each_txn_as_if_alone() {
+    let mut f = Fixture::new();
+    let mut watch = f.reader().watch(1, b("/")).unwrap();
+    let create = |k: &str, v: &str| Txn {
+        compares: vec![cmp(k, Condition::Absent)],
+        success: vec![put(k, v)],
+        failure: vec![],
+    };
+    let batch = Command::Batch(vec![
+        create("/x", "1"),
+        create("/x", "2"),
+        create("/y", "3"),
+    ]);
+    let result = f.apply(vec![batch]).await.remove(0);
+    let each: Vec<_> = result
+        .batch
+        .iter()
+        .map(|r| (r.succeeded, r.revision))
+        .collect();
+    // The second create sees the first; each writing txn has its own revision.
+    assert_eq!(each, vec![(true, 1), (false, 1), (true, 2)]);
+    assert_eq!(result.revision, 2);
+    assert_eq!(
+        f.reader().get(b"/x", None).unwrap().kv.unwrap().value,
+        b("1")
+    );
+    // Watchers see two revisions, one change each.
+    for (rev, key) in [(1, "/x"), (2, "/y")] {
+        let ev = watch.recv().await.unwrap().unwrap();
+        assert_eq!(ev.revision, rev);
+        assert_eq!(ev.events.len(), 1);
+        assert_eq!(ev.events[0].kv.key, b(key));
+    }
+}
+
+#[tokio::test]
 async fn create_if_absent_and_compare_and_swap() {
     let mut f = Fixture::new();
     let r = f.reader();
