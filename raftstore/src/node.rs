@@ -236,10 +236,16 @@ impl<T: PeerTransport> Replica<T> {
     }
 
     fn leader_member(&self) -> Option<(NodeId, Member)> {
-        let m = self.raft().metrics().borrow().clone();
+        let m = self.raft().metrics();
+        let m = m.borrow();
         let leader = m.current_leader?;
         let member = m.membership_config.membership().get_node(&leader)?.clone();
         Some((leader, member))
+    }
+
+    /// The leader to name to a peer that asked the wrong replica (never this one).
+    fn leader_hint(&self) -> Option<(NodeId, Member)> {
+        self.leader_member().filter(|(id, _)| *id != self.inner.id)
     }
 
     /// Proposes a command and waits until it is committed and applied here.
@@ -282,12 +288,10 @@ impl<T: PeerTransport> Replica<T> {
         deadline: Instant,
     ) -> Result<CommandResult, ReplicaError> {
         let result = applied.result.map_err(ReplicaError::Indeterminate)?;
-        if let Some(log_id) = applied.log_id {
-            self.wait_applied(log_id.index, deadline)
-                .await
-                .map_err(|e| {
-                    ReplicaError::Indeterminate(format!("committed but not yet applied here: {e}"))
-                })?;
+        if let Some(index) = applied.log_index {
+            self.wait_applied(index, deadline).await.map_err(|e| {
+                ReplicaError::Indeterminate(format!("committed but not yet applied here: {e}"))
+            })?;
         }
         Ok(result)
     }
@@ -299,7 +303,7 @@ impl<T: PeerTransport> Replica<T> {
                 match tokio::time::timeout(remaining, self.inner.proposer.propose(txn)).await {
                     Err(_) => Applied::unknown("deadline passed before the write committed"),
                     Ok(Ok(p)) => Applied {
-                        log_id: Some(LogIndex { index: p.log_index }),
+                        log_index: Some(p.log_index),
                         result: Ok(p.result),
                     },
                     Ok(Err(reason)) => Applied::unknown(reason),
@@ -311,7 +315,7 @@ impl<T: PeerTransport> Replica<T> {
                 "deadline passed before the write committed",
             )),
             Ok(Ok(resp)) => Ok(Applied {
-                log_id: Some(resp.log_id.into()),
+                log_index: Some(resp.log_id.index),
                 result: Ok(resp.data),
             }),
             // openraft answers ForwardToLeader both when it refuses a proposal
@@ -351,7 +355,7 @@ impl<T: PeerTransport> Replica<T> {
             // The request may have reached the leader: the outcome is unknown.
             Err(e) => Ok(Applied::unknown(e.to_string())),
             Ok(PeerResponse::Forward(Ok(result))) => Ok(Applied {
-                log_id: result.log_index.map(|index| LogIndex { index }),
+                log_index: result.log_index,
                 result: Ok(result.result),
             }),
             Ok(PeerResponse::Forward(Err(ForwardError::NotLeader { leader }))) => {
@@ -510,7 +514,7 @@ impl<T: PeerTransport> Replica<T> {
 
     /// Whether this replica is the leader right now (by its own metrics).
     pub fn is_leader(&self) -> bool {
-        self.metrics().state == ServerState::Leader
+        self.raft().metrics().borrow().state == ServerState::Leader
     }
 
     /// Stops Raft. The data dir stays consistent and can be reopened.
@@ -524,25 +528,15 @@ impl<T: PeerTransport> Replica<T> {
 
 /// A write handed to a leader: applied with this result, or unknown.
 struct Applied {
-    log_id: Option<LogIndex>,
+    /// The log index at which it was applied on the leader.
+    log_index: Option<u64>,
     result: Result<CommandResult, String>,
-}
-
-/// The log index at which a write was applied on the leader.
-struct LogIndex {
-    index: u64,
-}
-
-impl From<LogId> for LogIndex {
-    fn from(l: LogId) -> Self {
-        Self { index: l.index }
-    }
 }
 
 impl Applied {
     fn unknown(reason: impl Into<String>) -> Self {
         Self {
-            log_id: None,
+            log_index: None,
             result: Err(reason.into()),
         }
     }
@@ -610,7 +604,7 @@ impl<T: PeerTransport> PeerHandler for Replica<T> {
                 // sender may safely retry elsewhere (nothing was proposed).
                 if !self.is_leader() {
                     return PeerResponse::Forward(Err(ForwardError::NotLeader {
-                        leader: self.leader_member().filter(|(id, _)| *id != self.inner.id),
+                        leader: self.leader_hint(),
                     }));
                 }
                 let written = match command {
@@ -641,10 +635,7 @@ impl<T: PeerTransport> PeerHandler for Replica<T> {
                 let result = match raft.get_read_log_id().await {
                     Ok((read_log_id, _)) => Ok(read_log_id),
                     Err(RaftError::APIError(e)) => Err(ForwardError::NotLeader {
-                        leader: self
-                            .leader_member()
-                            .filter(|(id, _)| *id != self.inner.id)
-                            .or(None),
+                        leader: self.leader_hint(),
                     })
                     .inspect_err(|_| tracing::debug!(error = %e, "read index refused")),
                     Err(e) => Err(ForwardError::Failed(e.to_string())),
