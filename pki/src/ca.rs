@@ -162,6 +162,11 @@ impl CertificateAuthority {
 }
 
 impl IssuedCert {
+    /// The parsed TLS material for this certificate, trusting `ca`.
+    pub fn bundle(&self, ca: &CertificateAuthority) -> Result<crate::TlsBundle, PkiError> {
+        crate::TlsBundle::from_pem(ca.cert_pem(), &self.cert_pem, &self.key_pem)
+    }
+
     /// Writes `NAME.crt` (0644) and `NAME.key` (0600) into `dir`.
     pub fn save(&self, dir: &Path, name: &str) -> Result<(), PkiError> {
         write_private(&dir.join(format!("{name}.crt")), &self.cert_pem, 0o644)?;

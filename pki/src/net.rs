@@ -127,7 +127,7 @@ mod tests {
         let c = ca
             .issue(user, &["g"], &sans, usage, Duration::from_secs(3600))
             .unwrap();
-        TlsBundle::from_pem(ca.cert_pem(), &c.cert_pem, &c.key_pem).unwrap()
+        c.bundle(ca).unwrap()
     }
 
     /// Connects with `config` and reports whether the server accepted the

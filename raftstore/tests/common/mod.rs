@@ -33,7 +33,7 @@ pub fn bundle(ca: &CertificateAuthority, user: &str, group: &str, usage: Usage) 
     let c = ca
         .issue(user, &[group], &sans, usage, Duration::from_secs(7200))
         .unwrap();
-    TlsBundle::from_pem(ca.cert_pem(), &c.cert_pem, &c.key_pem).unwrap()
+    c.bundle(ca).unwrap()
 }
 
 impl GrpcCluster {
