@@ -8,7 +8,13 @@
 //!   effect.
 //! - [`watch_check`]: checks a recorded watch stream against the store's
 //!   history: ordered, no duplicates, no gaps, atomic per revision.
+//! - [`etcd`]: a real etcd 3.4 cluster (Debian's `etcd-server`) on loopback
+//!   with client and peer TLS, the peer the benchmarks compare against.
+//! - [`loadgen`]: a closed-loop load driver (N workers, warm-up, fixed
+//!   duration) reporting ops/s, latency percentiles and errors.
 
 pub mod cluster;
+pub mod etcd;
 pub mod linearizability;
+pub mod loadgen;
 pub mod watch_check;
