@@ -59,6 +59,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         fds.encode_to_vec(),
     )?;
     config.compile_fds(fds)?;
+
+    // The client API service (no serde: its messages carry encoded objects).
+    println!("cargo:rerun-if-changed=rpc/resource.proto");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_protos(&["rpc/resource.proto"], &["rpc"])?;
     Ok(())
 }
 

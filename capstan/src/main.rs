@@ -1,8 +1,9 @@
 //! The one Capstan binary, installed on every machine.
 //!
-//! Built so far: `capstan pki init`. The daemons (`apiserver`, `scheduler`,
-//! `controller-manager`, `kubelet`, `proxy`) and `up` are not built yet
-//! (issues 3–6). A usage error exits with status 64 (EX_USAGE).
+//! Built so far: `capstan pki init` and `capstan apiserver --config FILE`.
+//! The other daemons (`scheduler`, `controller-manager`, `kubelet`, `proxy`)
+//! and `up` are not built yet (issues 4–6). A usage error or an invalid
+//! configuration exits with status 64 (EX_USAGE).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +20,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run one apiserver replica (client API and Raft peer port).
+    Apiserver {
+        /// The replica's configuration file (YAML; see deploy/).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Certificates: the cluster CA and one certificate per identity.
     Pki {
         #[command(subcommand)]
@@ -66,6 +73,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Apiserver { config } => apiserver(&config),
         Command::Pki {
             command:
                 PkiCommand::Init {
@@ -99,4 +107,59 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `capstan apiserver --config FILE`: runs until SIGINT or SIGTERM.
+fn apiserver(path: &std::path::Path) -> ExitCode {
+    init_tracing();
+    let config = match capstan_apiserver::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("capstan apiserver: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("capstan apiserver: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(capstan_apiserver::run(config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("capstan apiserver: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers, run until killed.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

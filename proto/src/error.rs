@@ -20,6 +20,14 @@ pub enum Reason {
     Required,
     /// The `apiVersion`/`kind` pair is not served.
     NotServed,
+    /// A value outside the supported set (an unknown `restartPolicy`).
+    NotSupported,
+    /// A value that must be unique appears twice (two containers named `web`).
+    Duplicate,
+    /// A value that may not be set or changed (an immutable field).
+    Forbidden,
+    /// A value longer than allowed.
+    TooLong,
 }
 
 impl Reason {
@@ -32,6 +40,10 @@ impl Reason {
             Reason::InvalidValue => "FieldValueInvalid",
             Reason::Required => "FieldValueRequired",
             Reason::NotServed => "KindNotServed",
+            Reason::NotSupported => "FieldValueNotSupported",
+            Reason::Duplicate => "FieldValueDuplicate",
+            Reason::Forbidden => "FieldValueForbidden",
+            Reason::TooLong => "FieldValueTooLong",
         }
     }
 }

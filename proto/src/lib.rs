@@ -18,6 +18,7 @@
 //!   (`Time`, `MicroTime`), [`intstr`] (`IntOrString`), [`quantity`]
 //!   (`Quantity`), [`raw_extension`] (`RawExtension`).
 //! - [`labels`]: label selectors.
+//! - [`rpc`]: the client API gRPC services (`Resources`, `Cluster`).
 
 pub mod api;
 pub mod codec;
@@ -28,6 +29,7 @@ pub mod kinds;
 pub mod labels;
 pub mod quantity;
 pub mod raw_extension;
+pub mod rpc;
 pub mod schema;
 pub mod serde_helpers;
 pub mod timestamp;

@@ -1,6 +1,7 @@
 //! Capstan's test harnesses and checkers, shared by the integration tests in
 //! `tests/tests/`.
 //!
+//! - [`apiserver`]: real `capstan apiserver` processes with mTLS on loopback.
 //! - [`cluster`]: an in-process Raft cluster over a fault-injecting network,
 //!   with register clients and watchers to run against it.
 //! - [`linearizability`]: a checker for concurrent register / compare-and-swap
@@ -13,6 +14,7 @@
 //! - [`loadgen`]: a closed-loop load driver (N workers, warm-up, fixed
 //!   duration) reporting ops/s, latency percentiles and errors.
 
+pub mod apiserver;
 pub mod cluster;
 pub mod etcd;
 pub mod linearizability;
