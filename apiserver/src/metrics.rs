@@ -5,7 +5,7 @@
 //!
 //! - `capstan_apiserver_requests_total{verb,resource,code}`
 //! - `capstan_apiserver_request_duration_seconds{verb,resource}` (histogram)
-//! - `capstan_apiserver_watches{resource}`: open watch streams
+//! - `capstan_apiserver_watches`: open watch streams
 //! - `capstan_raft_term`, `capstan_raft_leader` (leader's id, 0 if none),
 //!   `capstan_raft_is_leader`, `capstan_raft_commit_index`,
 //!   `capstan_raft_applied_index`, `capstan_store_revision`,
@@ -31,11 +31,6 @@ struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LatencyLabels {
     verb: &'static str,
-    resource: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResourceLabels {
     resource: String,
 }
 
@@ -70,7 +65,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram>,
-    watches: Family<ResourceLabels, Gauge>,
+    watches: Gauge,
     term: Gauge<u64, AtomicU64>,
     leader: Gauge<u64, AtomicU64>,
     is_leader: Gauge<u64, AtomicU64>,
@@ -95,7 +90,7 @@ impl Metrics {
         let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
-        let watches = Family::<ResourceLabels, Gauge>::default();
+        let watches = Gauge::default();
         registry.register(
             "apiserver_requests",
             "API requests by verb, resource and HTTP-equivalent code",
@@ -165,13 +160,9 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// A watch on `resource` opened (`+1`) or closed (`-1`).
-    pub fn watch_delta(&self, resource: &str, delta: i64) {
-        self.watches
-            .get_or_create(&ResourceLabels {
-                resource: resource.to_owned(),
-            })
-            .inc_by(delta);
+    /// A watch opened (`+1`) or closed (`-1`).
+    pub fn watch_delta(&self, delta: i64) {
+        self.watches.inc_by(delta);
     }
 
     /// The text exposition, with gauges set from `raft`.
@@ -201,7 +192,7 @@ mod tests {
         m.request("create", "pods", 201, Duration::from_millis(3));
         m.request("create", "pods", 201, Duration::from_millis(5));
         m.request("get", "pods", 404, Duration::from_micros(300));
-        m.watch_delta("pods", 1);
+        m.watch_delta(1);
         let text = m.render(RaftSnapshot {
             term: 7,
             leader: 2,
@@ -220,7 +211,7 @@ mod tests {
         assert!(text.contains(
             r#"capstan_apiserver_request_duration_seconds_count{verb="create",resource="pods"} 2"#
         ));
-        assert!(text.contains(r#"capstan_apiserver_watches{resource="pods"} 1"#));
+        assert!(text.contains("capstan_apiserver_watches 1"));
         assert!(text.contains("capstan_raft_term 7"));
         assert!(text.contains("capstan_raft_leader 2"));
         assert!(text.contains("capstan_raft_commit_index 99"));

@@ -109,7 +109,7 @@ pub async fn start<T: PeerTransport>(
         .watch(from, prefix)
         .map_err(|e| ApiError::from_store(StoreError::from(e), info, ""))?;
     let api = Arc::clone(api);
-    api.metrics.watch_delta(info.plural, 1);
+    api.metrics.watch_delta(1);
     let bookmarks = r.allow_bookmarks.then_some(api.bookmark_interval);
     let mut stopping = api.stopping.clone();
     tokio::spawn(async move {
@@ -122,7 +122,7 @@ pub async fn start<T: PeerTransport>(
             () = run => {}
             _ = stopping.wait_for(|s| *s) => {}
         }
-        api.metrics.watch_delta(info.plural, -1);
+        api.metrics.watch_delta(-1);
     });
     Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
 }
