@@ -367,6 +367,14 @@ tls: { caFile: ca.crt, certFile: a.crt, keyFile: a.key, peerCertFile: p.crt, pee
     }
 
     #[test]
+    fn the_deployed_example_is_valid() {
+        let text = include_str!("../../deploy/apiserver.example.yaml");
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.members.len(), 3);
+        assert_eq!(c.raft, RaftConfig::default(), "the example shows the defaults");
+    }
+
+    #[test]
     fn unknown_field_is_named() {
         let e = Config::parse(&GOOD.replace("dataDir", "dataDri")).unwrap_err();
         let text = e.to_string();
