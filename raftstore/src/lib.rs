@@ -19,6 +19,7 @@
 //! The store knows nothing of Kubernetes kinds; keys and values are bytes.
 
 pub mod command;
+mod forwarder;
 pub mod grpc;
 pub mod node;
 mod proposer;

@@ -28,6 +28,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, RaftMetrics, ServerState};
 
 use crate::command::{Command, CommandResult, InvalidCommand};
+use crate::forwarder::{Forwarder, Outcome};
 use crate::grpc::PeerHandler;
 use crate::proposer::Proposer;
 use crate::storage::{
@@ -145,6 +146,7 @@ struct Inner<T> {
     id: NodeId,
     raft: Raft,
     proposer: Proposer,
+    forwarder: Forwarder,
     reader: StoreReader,
     transport: T,
     config: ReplicaConfig,
@@ -182,6 +184,7 @@ impl<T: PeerTransport> Replica<T> {
             inner: Arc::new(Inner {
                 id: config.id,
                 proposer: Proposer::start(raft.clone()),
+                forwarder: Forwarder::start(config.id, transport.clone(), config.request_timeout),
                 raft,
                 reader,
                 transport,
@@ -263,10 +266,16 @@ impl<T: PeerTransport> Replica<T> {
                 Some((leader, _)) if leader == self.inner.id => {
                     Err(Retry("leadership is changing".into()))
                 }
-                Some((leader, member)) => {
-                    self.write_forward(leader, &member, command.clone(), deadline)
-                        .await
-                }
+                Some((leader, member)) => match &command {
+                    Command::Txn(txn) => {
+                        self.write_forward_batched(leader, member, txn.clone(), deadline)
+                            .await
+                    }
+                    other => {
+                        self.write_forward(leader, &member, other.clone(), deadline)
+                            .await
+                    }
+                },
                 None => Err(Retry(last.clone())),
             };
             match result {
@@ -329,6 +338,26 @@ impl<T: PeerTransport> Replica<T> {
                 )))
             }
             Ok(Err(e)) => Ok(Applied::unknown(e.to_string())),
+        }
+    }
+
+    /// Forwards one transaction through the [`Forwarder`] (batched with
+    /// others taken meanwhile).
+    async fn write_forward_batched(
+        &self,
+        leader: NodeId,
+        member: Member,
+        txn: crate::command::Txn,
+        deadline: Instant,
+    ) -> Result<Applied, Retry> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let forwarded = self.inner.forwarder.forward(leader, member, txn);
+        match tokio::time::timeout(remaining, forwarded).await {
+            Err(_) => Ok(Applied::unknown(
+                "deadline passed while forwarding to the leader",
+            )),
+            Ok(Outcome::Retry(reason)) => Err(Retry(reason)),
+            Ok(Outcome::Sent { log_index, result }) => Ok(Applied { log_index, result }),
         }
     }
 
@@ -630,6 +659,27 @@ impl<T: PeerTransport> PeerHandler for Replica<T> {
                     Err(e) => Err(ForwardError::Failed(e)),
                 };
                 PeerResponse::Forward(result)
+            }
+            PeerRequest::ForwardBatch(txns) => {
+                if !self.is_leader() {
+                    return PeerResponse::ForwardBatch(Err(ForwardError::NotLeader {
+                        leader: self.leader_hint(),
+                    }));
+                }
+                // Each joins the proposer's queue now, so they share the
+                // leader's next log batch; answers come back in order.
+                let proposals = txns.into_iter().map(|txn| self.inner.proposer.propose(txn));
+                let results = futures::future::join_all(proposals)
+                    .await
+                    .into_iter()
+                    .map(|r| {
+                        r.map(|p| ForwardedResult {
+                            log_index: Some(p.log_index),
+                            result: p.result,
+                        })
+                    })
+                    .collect();
+                PeerResponse::ForwardBatch(Ok(results))
             }
             PeerRequest::ReadIndex => {
                 let result = match raft.get_read_log_id().await {

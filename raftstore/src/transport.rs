@@ -22,7 +22,7 @@ use openraft::raft::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::command::Command;
+use crate::command::{Command, Txn};
 use crate::node::ForwardedResult;
 use crate::types::{LogId, Member, NodeId, TypeConfig};
 
@@ -37,6 +37,10 @@ pub enum PeerRequest {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A client write, forwarded to the replica believed to be the leader.
     Forward(Command),
+    /// Transactions a follower collected while its previous forward was in
+    /// flight, forwarded together; each is proposed (and answered) on its
+    /// own, as if forwarded alone.
+    ForwardBatch(Vec<Txn>),
     /// Asks the leader for a log id up to which a follower must apply before
     /// serving a linearizable read (Raft read-index; never a lease).
     ReadIndex,
@@ -55,6 +59,10 @@ pub enum PeerResponse {
     ),
     /// Outcome of a forwarded write.
     Forward(Result<ForwardedResult, ForwardError>),
+    /// Outcome of each transaction of a forwarded batch, in order (an error
+    /// string: that transaction's outcome is unknown), or why none was
+    /// proposed.
+    ForwardBatch(Result<Vec<Result<ForwardedResult, String>>, ForwardError>),
     /// The read index: the log id to apply up to before reading.
     ReadIndex(Result<Option<LogId>, ForwardError>),
 }
