@@ -236,7 +236,7 @@ impl Config {
                     self.id
                 ));
             }
-            if self.members.len() % 2 == 0 {
+            if self.members.len().is_multiple_of(2) {
                 problems.push(format!(
                     "members: {} replicas; use an odd number (1, 3 or 5) so a majority survives failures",
                     self.members.len()
@@ -247,10 +247,10 @@ impl Config {
             ("advertiseClientAddress", &self.advertise_client_address),
             ("advertisePeerAddress", &self.advertise_peer_address),
         ] {
-            if let Some(addr) = addr {
-                if let Err(e) = check_host_port(addr) {
-                    problems.push(format!("{field}: {e}"));
-                }
+            if let Some(addr) = addr
+                && let Err(e) = check_host_port(addr)
+            {
+                problems.push(format!("{field}: {e}"));
             }
         }
         let r = &self.raft;
@@ -371,7 +371,11 @@ tls: { caFile: ca.crt, certFile: a.crt, keyFile: a.key, peerCertFile: p.crt, pee
         let text = include_str!("../../deploy/apiserver.example.yaml");
         let c = Config::parse(text).unwrap();
         assert_eq!(c.members.len(), 3);
-        assert_eq!(c.raft, RaftConfig::default(), "the example shows the defaults");
+        assert_eq!(
+            c.raft,
+            RaftConfig::default(),
+            "the example shows the defaults"
+        );
     }
 
     #[test]

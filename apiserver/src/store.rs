@@ -89,11 +89,11 @@ pub fn prefix(info: &KindInfo, namespace: Option<&str>) -> Vec<u8> {
         info.group
     };
     let mut key = format!("/registry/{group}/{}/", info.plural);
-    if info.namespaced {
-        if let Some(ns) = namespace.filter(|ns| !ns.is_empty()) {
-            key.push_str(ns);
-            key.push('/');
-        }
+    if info.namespaced
+        && let Some(ns) = namespace.filter(|ns| !ns.is_empty())
+    {
+        key.push_str(ns);
+        key.push('/');
     }
     key.into_bytes()
 }

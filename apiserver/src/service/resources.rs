@@ -608,9 +608,9 @@ fn carry_over_metadata(new: &mut Object, old: &Object) {
         m.uid = old.uid.clone();
     }
     if m.creation_timestamp.is_none() {
-        m.creation_timestamp = old.creation_timestamp.clone();
+        m.creation_timestamp = old.creation_timestamp;
     }
-    m.deletion_timestamp = old.deletion_timestamp.clone();
+    m.deletion_timestamp = old.deletion_timestamp;
     m.deletion_grace_period_seconds = old.deletion_grace_period_seconds;
     m.generation = old.generation;
     m.generate_name = old.generate_name.clone();
@@ -625,12 +625,12 @@ fn add_finalizer(finalizers: &mut Vec<String>, f: &str) {
 /// The grace period of a delete: only pods bound to a node and not finished
 /// get one (their kubelet stops them, then deletes with grace 0).
 fn grace_period(obj: &Object, requested: Option<i64>) -> Result<i64, ApiError> {
-    if let Some(g) = requested {
-        if g < 0 {
-            return Err(ApiError::bad_request(
-                "gracePeriodSeconds: must not be negative",
-            ));
-        }
+    if let Some(g) = requested
+        && g < 0
+    {
+        return Err(ApiError::bad_request(
+            "gracePeriodSeconds: must not be negative",
+        ));
     }
     let Object::Pod(pod) = obj else {
         return Ok(0);
