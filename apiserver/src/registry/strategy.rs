@@ -209,8 +209,15 @@ mod tests {
         let mut d = deployment(2, 2);
         prepare_create(&mut d);
         assert_eq!(parts(&d), (Some(2), None, Some(1)));
-        let mut cm = Object::ConfigMap(ConfigMap::default());
+        let mut cm = Object::ConfigMap(ConfigMap {
+            metadata: Some(ObjectMeta::default()),
+            ..Default::default()
+        });
         prepare_create(&mut cm);
-        assert_eq!(cm.metadata().unwrap().generation, None);
+        assert_eq!(
+            cm.metadata().unwrap().generation,
+            None,
+            "no spec, no generation"
+        );
     }
 }

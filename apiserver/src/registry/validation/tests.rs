@@ -60,12 +60,21 @@ const CONTAINER: &str = "  containers:\n  - name: web\n    image: nginx\n";
 
 #[test]
 fn every_valid_fixture_is_accepted_after_defaults() {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/manifests/valid"
-    );
+    // As proto/tests/fixtures.rs: $CAPSTAN_FIXTURES, else ../shared/fixtures.
+    let dir = match std::env::var_os("CAPSTAN_FIXTURES") {
+        Some(d) => {
+            let d = std::path::PathBuf::from(d);
+            let nested = d.join("manifests");
+            if nested.is_dir() { nested } else { d }
+        }
+        None => std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fixtures/manifests"),
+    }
+    .join("valid");
     let mut count = 0;
-    for entry in std::fs::read_dir(dir).expect("fixtures directory") {
+    for entry in
+        std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+    {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
         let objects =
@@ -84,7 +93,11 @@ fn every_valid_fixture_is_accepted_after_defaults() {
             count += 1;
         }
     }
-    assert!(count >= 8, "only {count} fixtures found in {dir}");
+    assert!(
+        count >= 8,
+        "only {count} fixtures found in {}",
+        dir.display()
+    );
 }
 
 // ---- field helpers ----
