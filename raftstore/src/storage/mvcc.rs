@@ -124,15 +124,15 @@ impl Applier {
         }
     }
 
-    fn holds(&self, lookup: &impl Lookup, compare: &Compare) -> Result<bool, Fault> {
-        let current = self.latest(lookup, &compare.key)?;
-        Ok(match (&compare.condition, current) {
+    /// Whether `compare` holds for the key's `current` state.
+    fn holds(compare: &Compare, current: Option<&KeyValue>) -> bool {
+        match (&compare.condition, current) {
             (Condition::Absent, cur) => cur.is_none(),
             (Condition::Present, cur) => cur.is_some(),
             (Condition::ModRevision(r), Some(kv)) => kv.mod_revision == *r,
             (Condition::Value(v), Some(kv)) => kv.value == *v,
             (Condition::ModRevision(_) | Condition::Value(_), None) => false,
-        })
+        }
     }
 
     /// Applies one transaction. Deterministic: the same state and transaction
@@ -146,9 +146,15 @@ impl Applier {
         lookup: &impl Lookup,
         txn: &Txn,
     ) -> Result<TxnOutcome, Fault> {
+        // Keys read by the compares, so the ops need not look them up again
+        // (each lookup is a seek through the key's versions).
+        let mut read: Vec<(&Bytes, Option<KeyValue>)> = Vec::new();
         let mut succeeded = true;
         for compare in &txn.compares {
-            if !self.holds(lookup, compare)? {
+            let current = self.latest(lookup, &compare.key)?;
+            let holds = Self::holds(compare, current.as_ref());
+            read.push((&compare.key, current));
+            if !holds {
                 succeeded = false;
                 break;
             }
@@ -166,7 +172,10 @@ impl Applier {
             let idx = touched.iter().position(|t| t.key == *key);
             let current = match idx {
                 Some(i) => touched[i].after.clone(),
-                None => self.latest(lookup, key)?,
+                None => match read.iter().find(|(k, _)| *k == key) {
+                    Some((_, state)) => state.clone(),
+                    None => self.latest(lookup, key)?,
+                },
             };
             prev_kvs.push(current.clone());
             let after = match op {
