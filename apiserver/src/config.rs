@@ -105,6 +105,8 @@ pub struct RaftConfig {
     pub election_timeout_millis: [u64; 2],
     /// Revisions of history kept for watches before compaction.
     pub history_revisions: u64,
+    /// How often the leader considers compacting, milliseconds.
+    pub compaction_interval_millis: u64,
     /// How long a request waits for a leader, milliseconds.
     pub request_timeout_millis: u64,
 }
@@ -115,6 +117,7 @@ impl Default for RaftConfig {
             heartbeat_millis: 100,
             election_timeout_millis: [500, 1000],
             history_revisions: 100_000,
+            compaction_interval_millis: 30_000,
             request_timeout_millis: 10_000,
         }
     }
@@ -264,6 +267,9 @@ impl Config {
                 r.heartbeat_millis
             ));
         }
+        if r.compaction_interval_millis == 0 {
+            problems.push("raft.compactionIntervalMillis: must be ≥ 1".to_owned());
+        }
         if r.request_timeout_millis == 0 {
             problems.push("raft.requestTimeoutMillis: must be ≥ 1".to_owned());
         }
@@ -321,6 +327,7 @@ impl Config {
             Duration::from_millis(self.raft.election_timeout_millis[1]),
         );
         rc.history_revisions = self.raft.history_revisions;
+        rc.compaction_interval = Duration::from_millis(self.raft.compaction_interval_millis);
         rc.request_timeout = Duration::from_millis(self.raft.request_timeout_millis);
         rc
     }

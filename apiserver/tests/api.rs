@@ -38,6 +38,11 @@ impl Drop for Server {
 
 impl Server {
     async fn start() -> Server {
+        Self::start_with("").await
+    }
+
+    /// `raft_extra`: more `raft:` settings, e.g. `historyRevisions: 5, `.
+    async fn start_with(raft_extra: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let pki = dir.path().join("pki");
         capstan_pki::bootstrap::init(
@@ -64,7 +69,7 @@ impl Server {
                  members: [{{ id: 1, clientAddress: \"127.0.0.1:{client_port}\", peerAddress: \"127.0.0.1:{peer_port}\" }}]\n\
                  auditLog: audit.jsonl\n\
                  tls: {{ caFile: pki/ca.crt, certFile: pki/apiserver.crt, keyFile: pki/apiserver.key, peerCertFile: pki/peer-1.crt, peerKeyFile: pki/peer-1.key }}\n\
-                 raft: {{ heartbeatMillis: 50, electionTimeoutMillis: [150, 300] }}\n"
+                 raft: {{ {raft_extra}heartbeatMillis: 50, electionTimeoutMillis: [150, 300] }}\n"
             ),
         )
         .unwrap();
@@ -802,5 +807,56 @@ async fn watch_from_revision_with_filters_and_bookmarks() {
         .unwrap();
     let e = next_event(&mut from_now).await;
     assert_eq!(e.r#type, EventType::Deleted as i32);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_from_a_compacted_revision_is_expired() {
+    let server = Server::start_with("historyRevisions: 5, compactionIntervalMillis: 100, ").await;
+    let mut c = server.client.clone();
+    let first = c.create("default", &config_map("old", "0")).await.unwrap();
+    let old_rv = first.metadata.as_ref().unwrap().resource_version.clone();
+    for i in 0..20 {
+        c.create("default", &config_map(&format!("n-{i}"), "v"))
+            .await
+            .unwrap();
+    }
+    // The leader compacts within a few intervals; then a watch from the old
+    // revision must fail with Expired (the client relists).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let result = c
+            .inner
+            .watch(WatchRequest {
+                resource: rref::<ConfigMap>(),
+                namespace: "default".into(),
+                resource_version: old_rv.clone(),
+                ..Default::default()
+            })
+            .await;
+        match result {
+            Err(e) => {
+                assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
+                assert_eq!(reason(&e), "Expired");
+                break;
+            }
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(_) => panic!("history was never compacted"),
+        }
+    }
+    // A list and a watch from the list's revision still work.
+    let (items, rv, _) = c.list::<ConfigMap>("default", "", "", 0, "").await.unwrap();
+    assert_eq!(items.len(), 21);
+    c.inner
+        .watch(WatchRequest {
+            resource: rref::<ConfigMap>(),
+            namespace: "default".into(),
+            resource_version: rv,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     server.shutdown().await;
 }
