@@ -126,6 +126,7 @@ pub async fn run(
     };
     let api = Arc::new(Api {
         store: store::ObjectStore::new(replica.clone()),
+        authenticator: crate::auth::Authenticator::new(),
         authorizer: Arc::new(Authorizer::new()),
         metrics: Arc::new(Metrics::new()),
         audit,

@@ -115,24 +115,57 @@ pub enum Decision {
 /// Every authenticated user is also in this group, as in Kubernetes.
 pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
 
-/// The caller of a gRPC request, from its client certificate.
+/// Certificates remembered by an [`Authenticator`]; past this it starts over.
+const IDENTITY_CACHE: usize = 4096;
+
+/// Names the caller of a gRPC request from its client certificate.
 ///
 /// The TLS layer has already checked the chain to the cluster CA; this reads
 /// the subject (CN → user, O → groups) and adds `system:authenticated`.
-pub fn authenticate<B>(request: &tonic::Request<B>) -> Result<User, String> {
-    let certs = request
-        .peer_certs()
-        .ok_or_else(|| "no client certificate presented".to_owned())?;
-    let leaf = certs
-        .first()
-        .ok_or_else(|| "no client certificate presented".to_owned())?;
-    let identity = capstan_pki::Identity::from_der(leaf).map_err(|e| e.to_string())?;
-    let mut groups = identity.groups;
-    groups.push(AUTHENTICATED_GROUP.to_owned());
-    Ok(User {
-        name: identity.user,
-        groups,
-    })
+/// Parsed subjects are cached by certificate bytes (a client sends the same
+/// certificate on every request of its connection), so X.509 is parsed once
+/// per client, not once per request.
+#[derive(Default)]
+pub struct Authenticator {
+    cache: std::sync::RwLock<std::collections::HashMap<Vec<u8>, User>>,
+}
+
+impl Authenticator {
+    /// An authenticator with an empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The caller of `request`.
+    pub fn authenticate<B>(&self, request: &tonic::Request<B>) -> Result<User, String> {
+        let certs = request
+            .peer_certs()
+            .ok_or_else(|| "no client certificate presented".to_owned())?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| "no client certificate presented".to_owned())?;
+        if let Some(user) = self
+            .cache
+            .read()
+            .expect("identity cache poisoned")
+            .get(leaf.as_ref())
+        {
+            return Ok(user.clone());
+        }
+        let identity = capstan_pki::Identity::from_der(leaf).map_err(|e| e.to_string())?;
+        let mut groups = identity.groups;
+        groups.push(AUTHENTICATED_GROUP.to_owned());
+        let user = User {
+            name: identity.user,
+            groups,
+        };
+        let mut cache = self.cache.write().expect("identity cache poisoned");
+        if cache.len() >= IDENTITY_CACHE {
+            cache.clear();
+        }
+        cache.insert(leaf.as_ref().to_vec(), user.clone());
+        Ok(user)
+    }
 }
 
 /// The authorizer chain: `system:masters` (always allowed, so the cluster

@@ -24,7 +24,7 @@ use tonic::{Request, Response, Status};
 
 use super::Api;
 use super::errors::ApiError;
-use crate::auth::{User, authenticate};
+use crate::auth::User;
 use crate::metrics::RaftSnapshot;
 
 /// Log entries a member may lag behind the leader and still be healthy.
@@ -164,7 +164,10 @@ impl<T: PeerTransport> Cluster for ClusterService<T> {
         &self,
         request: Request<MembersRequest>,
     ) -> Result<Response<MembersResponse>, Status> {
-        authenticate(&request).map_err(ApiError::unauthorized)?;
+        self.api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
         Ok(Response::new(members(self.api.store.replica())))
     }
 
@@ -172,7 +175,11 @@ impl<T: PeerTransport> Cluster for ClusterService<T> {
         &self,
         request: Request<AddMemberRequest>,
     ) -> Result<Response<MembersResponse>, Status> {
-        let user = authenticate(&request).map_err(ApiError::unauthorized)?;
+        let user = self
+            .api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
         require_master(&user)?;
         let r = request.into_inner();
         if r.id == 0 || r.client_address.is_empty() || r.peer_address.is_empty() {
@@ -204,7 +211,11 @@ impl<T: PeerTransport> Cluster for ClusterService<T> {
         &self,
         request: Request<RemoveMemberRequest>,
     ) -> Result<Response<MembersResponse>, Status> {
-        let user = authenticate(&request).map_err(ApiError::unauthorized)?;
+        let user = self
+            .api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
         require_master(&user)?;
         let replica = self.api.store.replica();
         replica
@@ -218,7 +229,11 @@ impl<T: PeerTransport> Cluster for ClusterService<T> {
         &self,
         request: Request<WhoAmIRequest>,
     ) -> Result<Response<WhoAmIResponse>, Status> {
-        let user = authenticate(&request).map_err(ApiError::unauthorized)?;
+        let user = self
+            .api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
         Ok(Response::new(WhoAmIResponse {
             user: user.name,
             groups: user.groups,

@@ -20,7 +20,7 @@ pub mod watch;
 use std::sync::Arc;
 
 use crate::audit::AuditLog;
-use crate::auth::Authorizer;
+use crate::auth::{Authenticator, Authorizer};
 use crate::metrics::Metrics;
 use crate::store::ObjectStore;
 
@@ -28,6 +28,8 @@ use crate::store::ObjectStore;
 pub struct Api<T> {
     /// Objects over the replica.
     pub store: ObjectStore<T>,
+    /// Names callers from their client certificates.
+    pub authenticator: Authenticator,
     /// The authorizer chain.
     pub authorizer: Arc<Authorizer>,
     /// Request and Raft metrics.

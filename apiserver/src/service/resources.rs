@@ -30,7 +30,7 @@ use tonic::{Request, Response, Status};
 use super::Api;
 use super::errors::ApiError;
 use super::request::{Call, resolve};
-use crate::auth::{Verb, authenticate};
+use crate::auth::Verb;
 use crate::registry::fields::FieldSelector;
 use crate::registry::{strategy, validation};
 use crate::store::StoreError;
@@ -660,7 +660,11 @@ impl<T: PeerTransport> Resources for ResourceService<T> {
         &self,
         request: Request<CreateRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
-        let user = authenticate(&request).map_err(ApiError::unauthorized)?;
+        let user = self
+            .api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
         let r = request.into_inner();
         let info = resolve(r.resource.as_ref())?;
         let mut call = Call::new(user, Verb::Create, info);
@@ -672,7 +676,11 @@ impl<T: PeerTransport> Resources for ResourceService<T> {
     }
 
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<ObjectResponse>, Status> {
-        let user = authenticate(&request).map_err(ApiError::unauthorized)?;
+        let user = self
+            .api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
         let r = request.into_inner();
         let info = resolve(r.resource.as_ref())?;
         let mut call = Call::new(user, Verb::Get, info);
@@ -684,7 +692,11 @@ impl<T: PeerTransport> Resources for ResourceService<T> {
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
-        let user = authenticate(&request).map_err(ApiError::unauthorized)?;
+        let user = self
+            .api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
         let r = request.into_inner();
         let info = resolve(r.resource.as_ref())?;
         let mut call = Call::new(user, Verb::List, info);
@@ -696,7 +708,11 @@ impl<T: PeerTransport> Resources for ResourceService<T> {
         &self,
         request: Request<UpdateRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
-        let user = authenticate(&request).map_err(ApiError::unauthorized)?;
+        let user = self
+            .api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
         let r = request.into_inner();
         let info = resolve(r.resource.as_ref())?;
         let mut call = Call::new(user, Verb::Update, info);
@@ -711,7 +727,11 @@ impl<T: PeerTransport> Resources for ResourceService<T> {
         &self,
         request: Request<UpdateRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
-        let user = authenticate(&request).map_err(ApiError::unauthorized)?;
+        let user = self
+            .api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
         let r = request.into_inner();
         let info = resolve(r.resource.as_ref())?;
         let mut call = Call::new(user, Verb::Update, info);
@@ -734,7 +754,11 @@ impl<T: PeerTransport> Resources for ResourceService<T> {
         &self,
         request: Request<PatchRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
-        let user = authenticate(&request).map_err(ApiError::unauthorized)?;
+        let user = self
+            .api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
         let r = request.into_inner();
         let info = resolve(r.resource.as_ref())?;
         let mut call = Call::new(user, Verb::Patch, info);
@@ -759,7 +783,11 @@ impl<T: PeerTransport> Resources for ResourceService<T> {
         &self,
         request: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
-        let user = authenticate(&request).map_err(ApiError::unauthorized)?;
+        let user = self
+            .api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
         let r = request.into_inner();
         let info = resolve(r.resource.as_ref())?;
         let mut call = Call::new(user, Verb::Delete, info);
@@ -779,7 +807,11 @@ impl<T: PeerTransport> Resources for ResourceService<T> {
         &self,
         request: Request<DeleteCollectionRequest>,
     ) -> Result<Response<DeleteCollectionResponse>, Status> {
-        let user = authenticate(&request).map_err(ApiError::unauthorized)?;
+        let user = self
+            .api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
         let r = request.into_inner();
         let info = resolve(r.resource.as_ref())?;
         let mut call = Call::new(user, Verb::DeleteCollection, info);
@@ -793,7 +825,11 @@ impl<T: PeerTransport> Resources for ResourceService<T> {
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let user = authenticate(&request).map_err(ApiError::unauthorized)?;
+        let user = self
+            .api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
         let r = request.into_inner();
         let info = resolve(r.resource.as_ref())?;
         let mut call = Call::new(user, Verb::Watch, info);
