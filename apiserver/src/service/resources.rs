@@ -19,7 +19,7 @@ use capstan_proto::rpc::resources_server::Resources;
 use capstan_proto::rpc::{
     CreateRequest, DeleteCollectionRequest, DeleteCollectionResponse, DeleteRequest,
     DeleteResponse, GetRequest, ListRequest, ListResponse, ObjectResponse, PatchRequest, PatchType,
-    UpdateRequest, WatchEvent, WatchRequest,
+    ResourceRef, UpdateRequest, WatchEvent, WatchRequest,
 };
 use capstan_proto::timestamp::Time;
 use capstan_proto::{KindInfo, Object};
@@ -654,52 +654,76 @@ fn grace_period(obj: &Object, requested: Option<i64>) -> Result<i64, ApiError> {
 type WatchStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<WatchEvent, Status>> + Send + 'static>>;
 
+/// A request that names the resource it is about.
+trait Addressed {
+    fn resource(&self) -> Option<&ResourceRef>;
+}
+
+macro_rules! addressed {
+    ($($t:ty),*) => {
+        $(impl Addressed for $t {
+            fn resource(&self) -> Option<&ResourceRef> {
+                self.resource.as_ref()
+            }
+        })*
+    };
+}
+
+addressed!(
+    CreateRequest,
+    GetRequest,
+    ListRequest,
+    UpdateRequest,
+    PatchRequest,
+    DeleteRequest,
+    DeleteCollectionRequest,
+    WatchRequest
+);
+
+fn object_response(obj: Object) -> Response<ObjectResponse> {
+    Response::new(ObjectResponse {
+        object: obj.encode_to_vec(),
+    })
+}
+
+impl<T: PeerTransport> ResourceService<T> {
+    /// Authenticates the caller and resolves the kind: the call and the
+    /// request body.
+    fn begin<R: Addressed>(&self, request: Request<R>, verb: Verb) -> Result<(Call, R), Status> {
+        let user = self
+            .api
+            .authenticator
+            .authenticate(&request)
+            .map_err(ApiError::unauthorized)?;
+        let r = request.into_inner();
+        let info = resolve(r.resource())?;
+        Ok((Call::new(user, verb, info), r))
+    }
+
+    fn no_status(info: &KindInfo) -> ApiError {
+        ApiError::method_not_supported(format!("{} has no status subresource", info.plural))
+    }
+}
+
 #[tonic::async_trait]
 impl<T: PeerTransport> Resources for ResourceService<T> {
     async fn create(
         &self,
         request: Request<CreateRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
-        let user = self
-            .api
-            .authenticator
-            .authenticate(&request)
-            .map_err(ApiError::unauthorized)?;
-        let r = request.into_inner();
-        let info = resolve(r.resource.as_ref())?;
-        let mut call = Call::new(user, Verb::Create, info);
+        let (mut call, r) = self.begin(request, Verb::Create)?;
         let result = self.create_inner(&mut call, r).await;
-        let obj = call.finish(&self.api, result)?;
-        Ok(Response::new(ObjectResponse {
-            object: obj.encode_to_vec(),
-        }))
+        Ok(object_response(call.finish(&self.api, result)?))
     }
 
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<ObjectResponse>, Status> {
-        let user = self
-            .api
-            .authenticator
-            .authenticate(&request)
-            .map_err(ApiError::unauthorized)?;
-        let r = request.into_inner();
-        let info = resolve(r.resource.as_ref())?;
-        let mut call = Call::new(user, Verb::Get, info);
+        let (mut call, r) = self.begin(request, Verb::Get)?;
         let result = self.get_inner(&mut call, r).await;
-        let obj = call.finish(&self.api, result)?;
-        Ok(Response::new(ObjectResponse {
-            object: obj.encode_to_vec(),
-        }))
+        Ok(object_response(call.finish(&self.api, result)?))
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
-        let user = self
-            .api
-            .authenticator
-            .authenticate(&request)
-            .map_err(ApiError::unauthorized)?;
-        let r = request.into_inner();
-        let info = resolve(r.resource.as_ref())?;
-        let mut call = Call::new(user, Verb::List, info);
+        let (mut call, r) = self.begin(request, Verb::List)?;
         let result = self.list_inner(&mut call, r).await;
         Ok(Response::new(call.finish(&self.api, result)?))
     }
@@ -708,91 +732,48 @@ impl<T: PeerTransport> Resources for ResourceService<T> {
         &self,
         request: Request<UpdateRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
-        let user = self
-            .api
-            .authenticator
-            .authenticate(&request)
-            .map_err(ApiError::unauthorized)?;
-        let r = request.into_inner();
-        let info = resolve(r.resource.as_ref())?;
-        let mut call = Call::new(user, Verb::Update, info);
+        let (mut call, r) = self.begin(request, Verb::Update)?;
         let result = self.update_inner(&mut call, r).await;
-        let obj = call.finish(&self.api, result)?;
-        Ok(Response::new(ObjectResponse {
-            object: obj.encode_to_vec(),
-        }))
+        Ok(object_response(call.finish(&self.api, result)?))
     }
 
     async fn update_status(
         &self,
         request: Request<UpdateRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
-        let user = self
-            .api
-            .authenticator
-            .authenticate(&request)
-            .map_err(ApiError::unauthorized)?;
-        let r = request.into_inner();
-        let info = resolve(r.resource.as_ref())?;
-        let mut call = Call::new(user, Verb::Update, info);
+        let (mut call, r) = self.begin(request, Verb::Update)?;
         call.subresource = "status";
-        let result = if info.has_status {
+        let result = if call.info.has_status {
             self.update_inner(&mut call, r).await
         } else {
-            Err(ApiError::method_not_supported(format!(
-                "{} has no status subresource",
-                info.plural
-            )))
+            Err(Self::no_status(call.info))
         };
-        let obj = call.finish(&self.api, result)?;
-        Ok(Response::new(ObjectResponse {
-            object: obj.encode_to_vec(),
-        }))
+        Ok(object_response(call.finish(&self.api, result)?))
     }
 
     async fn patch(
         &self,
         request: Request<PatchRequest>,
     ) -> Result<Response<ObjectResponse>, Status> {
-        let user = self
-            .api
-            .authenticator
-            .authenticate(&request)
-            .map_err(ApiError::unauthorized)?;
-        let r = request.into_inner();
-        let info = resolve(r.resource.as_ref())?;
-        let mut call = Call::new(user, Verb::Patch, info);
-        let result = if r.status && !info.has_status {
-            Err(ApiError::method_not_supported(format!(
-                "{} has no status subresource",
-                info.plural
-            )))
+        let (mut call, r) = self.begin(request, Verb::Patch)?;
+        if r.status {
+            call.subresource = "status";
+        }
+        let result = if r.status && !call.info.has_status {
+            Err(Self::no_status(call.info))
         } else {
-            if r.status {
-                call.subresource = "status";
-            }
             self.patch_inner(&mut call, r).await
         };
-        let obj = call.finish(&self.api, result)?;
-        Ok(Response::new(ObjectResponse {
-            object: obj.encode_to_vec(),
-        }))
+        Ok(object_response(call.finish(&self.api, result)?))
     }
 
     async fn delete(
         &self,
         request: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
-        let user = self
-            .api
-            .authenticator
-            .authenticate(&request)
-            .map_err(ApiError::unauthorized)?;
-        let r = request.into_inner();
-        let info = resolve(r.resource.as_ref())?;
-        let mut call = Call::new(user, Verb::Delete, info);
+        let (mut call, r) = self.begin(request, Verb::Delete)?;
         call.name = r.name.clone();
-        let result = match namespace_for(info, &r.namespace, "") {
+        let result = match namespace_for(call.info, &r.namespace, "") {
             Err(e) => Err(e),
             Ok(_) if r.name.is_empty() => Err(ApiError::bad_request("name: required")),
             Ok(ns) => {
@@ -807,14 +788,7 @@ impl<T: PeerTransport> Resources for ResourceService<T> {
         &self,
         request: Request<DeleteCollectionRequest>,
     ) -> Result<Response<DeleteCollectionResponse>, Status> {
-        let user = self
-            .api
-            .authenticator
-            .authenticate(&request)
-            .map_err(ApiError::unauthorized)?;
-        let r = request.into_inner();
-        let info = resolve(r.resource.as_ref())?;
-        let mut call = Call::new(user, Verb::DeleteCollection, info);
+        let (mut call, r) = self.begin(request, Verb::DeleteCollection)?;
         let result = self.delete_collection_inner(&mut call, r).await;
         Ok(Response::new(call.finish(&self.api, result)?))
     }
@@ -825,16 +799,8 @@ impl<T: PeerTransport> Resources for ResourceService<T> {
         &self,
         request: Request<WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let user = self
-            .api
-            .authenticator
-            .authenticate(&request)
-            .map_err(ApiError::unauthorized)?;
-        let r = request.into_inner();
-        let info = resolve(r.resource.as_ref())?;
-        let mut call = Call::new(user, Verb::Watch, info);
+        let (mut call, r) = self.begin(request, Verb::Watch)?;
         let result = super::watch::start(&self.api, &mut call, r).await;
-        let stream = call.finish(&self.api, result)?;
-        Ok(Response::new(stream))
+        Ok(Response::new(call.finish(&self.api, result)?))
     }
 }
