@@ -1,14 +1,16 @@
 //! The one Capstan binary, installed on every machine.
 //!
-//! Built so far: `capstan pki init` and `capstan apiserver --config FILE`.
-//! The other daemons (`scheduler`, `controller-manager`, `kubelet`, `proxy`)
-//! and `up` are not built yet (issues 4–6). A usage error or an invalid
+//! Built so far: `capstan pki init`, `capstan apiserver --config FILE` and
+//! `capstan up` (apiservers only). The other daemons (`scheduler`,
+//! `controller-manager`, `kubelet`, `proxy`) are not built yet (issues 5–6). A usage error or an invalid
 //! configuration exits with status 64 (EX_USAGE).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+mod up;
 
 /// Capstan: a Kubernetes-shaped control plane whose apiservers share a Raft log.
 #[derive(Parser)]
@@ -20,6 +22,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start a local cluster on loopback: PKI, apiserver replicas as
+    /// separate processes, DIR/admin.kubeconfig. Ctrl-C stops it; running it
+    /// again reuses the data.
+    Up {
+        /// Where the certificates, configurations, data and logs live.
+        #[arg(long, default_value_os_t = default_up_dir())]
+        data_dir: PathBuf,
+        /// Apiserver replicas (1, 3 or 5).
+        #[arg(long, default_value_t = 3)]
+        replicas: u64,
+        /// Worker nodes (their certificates are issued; kubelets are not built yet).
+        #[arg(long, default_value_t = 0)]
+        nodes: u64,
+        /// Client API port of replica 1 (replica N: this + N - 1).
+        #[arg(long, default_value_t = 6443)]
+        api_port: u16,
+        /// Raft peer port of replica 1 (replica N: this + N - 1).
+        #[arg(long, default_value_t = 2380)]
+        peer_port: u16,
+    },
     /// Run one apiserver replica (client API and Raft peer port).
     Apiserver {
         /// The replica's configuration file (YAML; see deploy/).
@@ -64,6 +86,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// EX_USAGE from sysexits.h: the command line or configuration is wrong.
 const EXIT_USAGE: u8 = 64;
 
+/// `$HOME/.capstan/up`, or `./capstan-up` without a home.
+fn default_up_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".capstan/up"))
+        .unwrap_or_else(|| PathBuf::from("capstan-up"))
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -79,6 +108,19 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Apiserver { config } => apiserver(&config),
+        Command::Up {
+            data_dir,
+            replicas,
+            nodes,
+            api_port,
+            peer_port,
+        } => up::run(up::UpArgs {
+            data_dir,
+            replicas,
+            nodes,
+            api_port,
+            peer_port,
+        }),
         Command::Pki {
             command:
                 PkiCommand::Init {
