@@ -100,39 +100,66 @@ pub trait PeerHandler: Send + Sync + 'static {
 /// The gRPC server side: authenticates the peer and hands the request on.
 pub struct PeerService<H> {
     handler: Arc<H>,
+    /// Certificates already checked, with the replica id they may speak
+    /// as: a peer sends the same certificate on every call of its
+    /// connection, so X.509 is parsed once per peer, not once per message.
+    verified: std::sync::RwLock<HashMap<Vec<u8>, NodeId>>,
 }
+
+/// Certificates remembered by a [`PeerService`]; past this it starts over.
+const VERIFIED_CACHE: usize = 64;
 
 impl<H: PeerHandler> PeerService<H> {
     /// A tonic service for `handler`, ready for `Server::add_service`.
     pub fn new(handler: Arc<H>) -> RaftPeerServer<Self> {
-        RaftPeerServer::new(Self { handler })
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        RaftPeerServer::new(Self {
+            handler,
+            verified: std::sync::RwLock::default(),
+        })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 }
 
-fn authenticate(req: &Request<PeerMessage>) -> Result<NodeId, Status> {
-    let from = req.get_ref().from;
-    let certs = req
-        .peer_certs()
-        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-    let leaf = certs
-        .first()
-        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-    let id = Identity::from_der(leaf).map_err(|e| Status::unauthenticated(e.to_string()))?;
-    if !id.in_group(PEER_GROUP) || id.user != peer_user(from) {
-        return Err(Status::permission_denied(format!(
-            "{id} may not speak Raft as replica {from}: peer certificates are {} in group {PEER_GROUP}",
-            peer_user(from)
-        )));
+impl<H> PeerService<H> {
+    /// The sending replica's id, if its certificate may speak for it.
+    fn authenticate(&self, req: &Request<PeerMessage>) -> Result<NodeId, Status> {
+        let from = req.get_ref().from;
+        let certs = req
+            .peer_certs()
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let known = self
+            .verified
+            .read()
+            .expect("peer cache poisoned")
+            .get(leaf.as_ref())
+            .copied();
+        if known == Some(from) {
+            return Ok(from);
+        }
+        let id = Identity::from_der(leaf).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        if !id.in_group(PEER_GROUP) || id.user != peer_user(from) {
+            return Err(Status::permission_denied(format!(
+                "{id} may not speak Raft as replica {from}: peer certificates are {} in group {PEER_GROUP}",
+                peer_user(from)
+            )));
+        }
+        let mut verified = self.verified.write().expect("peer cache poisoned");
+        if verified.len() >= VERIFIED_CACHE {
+            verified.clear();
+        }
+        verified.insert(leaf.as_ref().to_vec(), from);
+        Ok(from)
     }
-    Ok(from)
 }
 
 #[tonic::async_trait]
 impl<H: PeerHandler> RaftPeer for PeerService<H> {
     async fn call(&self, request: Request<PeerMessage>) -> Result<Response<PeerMessage>, Status> {
-        let from = authenticate(&request)?;
+        let from = self.authenticate(&request)?;
         let req: PeerRequest = decode(&request.get_ref().payload)
             .map_err(|e| Status::invalid_argument(format!("undecodable peer request: {e}")))?;
         let resp = self.handler.handle(from, req).await;

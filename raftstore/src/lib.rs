@@ -23,6 +23,7 @@ mod forwarder;
 pub mod grpc;
 pub mod node;
 mod proposer;
+mod read_index;
 pub mod storage;
 pub mod transport;
 pub mod types;

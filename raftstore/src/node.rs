@@ -31,6 +31,7 @@ use crate::command::{Command, CommandResult, InvalidCommand};
 use crate::forwarder::{Forwarder, Outcome};
 use crate::grpc::PeerHandler;
 use crate::proposer::Proposer;
+use crate::read_index::ReadIndexer;
 use crate::storage::{
     self, GetResponse, OpenError, RangeRequest, RangeResponse, ReadError, StorageOptions,
     StoreReader, WatchStream,
@@ -147,6 +148,7 @@ struct Inner<T> {
     raft: Raft,
     proposer: Proposer,
     forwarder: Forwarder,
+    read_indexer: ReadIndexer,
     reader: StoreReader,
     transport: T,
     config: ReplicaConfig,
@@ -184,6 +186,7 @@ impl<T: PeerTransport> Replica<T> {
             inner: Arc::new(Inner {
                 id: config.id,
                 proposer: Proposer::start(raft.clone()),
+                read_indexer: ReadIndexer::default(),
                 forwarder: Forwarder::start(config.id, transport.clone(), config.request_timeout),
                 raft,
                 reader,
@@ -414,30 +417,12 @@ impl<T: PeerTransport> Replica<T> {
         let mut backoff = Duration::from_millis(10);
         let mut last = String::from("no leader elected");
         while Instant::now() < deadline {
-            let index = match self.leader_member() {
-                Some((leader, _)) if leader == self.inner.id => self.read_index_local().await,
-                Some((leader, member)) => {
-                    let remaining = deadline.saturating_duration_since(Instant::now());
-                    match self
-                        .inner
-                        .transport
-                        .call(
-                            self.inner.id,
-                            leader,
-                            &member,
-                            PeerRequest::ReadIndex,
-                            remaining,
-                        )
-                        .await
-                    {
-                        Ok(PeerResponse::ReadIndex(Ok(index))) => Ok(index),
-                        Ok(PeerResponse::ReadIndex(Err(e))) => Err(e.to_string()),
-                        Ok(other) => Err(format!("unexpected answer {other:?}")),
-                        Err(e) => Err(e.to_string()),
-                    }
-                }
-                None => Err(last.clone()),
+            let replica = self.clone();
+            let round = move || {
+                let replica = replica.clone();
+                async move { replica.read_index_round().await }
             };
+            let index = self.inner.read_indexer.read_index(round).await;
             match index {
                 Ok(Some(log_id)) => {
                     return self
@@ -456,6 +441,35 @@ impl<T: PeerTransport> Replica<T> {
     }
 
     /// Confirms leadership with a quorum and returns the read index.
+    /// One read-index round: locally on the leader, or through it. Shared
+    /// by every read waiting for it, so it has its own timeout.
+    async fn read_index_round(&self) -> Result<Option<LogId>, String> {
+        match self.leader_member() {
+            Some((leader, _)) if leader == self.inner.id => self.read_index_local().await,
+            Some((leader, member)) => {
+                let remaining = self.inner.config.request_timeout;
+                match self
+                    .inner
+                    .transport
+                    .call(
+                        self.inner.id,
+                        leader,
+                        &member,
+                        PeerRequest::ReadIndex,
+                        remaining,
+                    )
+                    .await
+                {
+                    Ok(PeerResponse::ReadIndex(Ok(index))) => Ok(index),
+                    Ok(PeerResponse::ReadIndex(Err(e))) => Err(e.to_string()),
+                    Ok(other) => Err(format!("unexpected answer {other:?}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            None => Err("no leader elected".to_owned()),
+        }
+    }
+
     async fn read_index_local(&self) -> Result<Option<LogId>, String> {
         let (read_log_id, _applied) = self
             .raft()
