@@ -16,12 +16,22 @@
 //! - [`watcher`]: [`watcher::watcher`] (list, watch, resume from the last
 //!   resourceVersion, relist on `Expired`, back-off) and the reflector
 //!   [`watcher::Store`], replaced atomically on relist.
+//! - [`runtime`]: the controller runtime: a deduplicating work queue with
+//!   per-key exponential back-off and delayed requeue, workers with a
+//!   bounded number of concurrent reconciles, and the glue from a watcher
+//!   to the queue.
+//! - [`leader`]: leader election through a Lease (acquire, renew, step
+//!   down after the renew deadline, release on shutdown, takeover after
+//!   expiry judged on the observer's own clock).
 //!
 //! # Not built yet
 //!
-//! The controller runtime (rate-limited work queue with back-off, bounded
-//! concurrent reconciles, requeue-after) and leader election through Lease
-//! objects are still to come; both will sit on top of [`watcher`].
+//! A `Controller` builder in kube-runtime's style (owned-object and
+//! related-object triggers mapped to owner keys) — today a daemon wires
+//! [`watcher::watcher`], [`watcher::reflector`], [`runtime::enqueue`] and
+//! [`runtime::run_workers`] itself. Bookmark-driven progress is kept
+//! (resume points), but the store has no per-index lookups (e.g. pods by
+//! node) yet.
 //!
 //! # Example
 //!
@@ -42,6 +52,8 @@ pub mod api;
 pub mod connection;
 pub mod error;
 pub mod kubeconfig;
+pub mod leader;
+pub mod runtime;
 pub mod watcher;
 
 pub use api::{Api, DeleteParams, Deleted, ListParams, ObjectList, Patch, WatchEvent};

@@ -470,3 +470,131 @@ async fn watcher_relists_when_its_resume_point_is_compacted() {
 
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_election_acquire_release_and_takeover_after_expiry() {
+    use capstan_client::leader::{LeaderElector, LeaseConfig};
+    use capstan_proto::api::coordination::v1::Lease;
+
+    let mut server = Server::start("").await;
+    let leases: Api<Lease> = Api::namespaced(server.client(), "kube-system");
+    let config = LeaseConfig {
+        lease_duration: Duration::from_secs(2),
+        renew_deadline: Duration::from_millis(1000),
+        retry_period: Duration::from_millis(100),
+    };
+    let candidate =
+        |id: &str| LeaderElector::new(leases.clone(), "controller", id, config).unwrap();
+    let holder = || async {
+        leases
+            .get("controller")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .holder_identity
+            .unwrap_or_default()
+    };
+
+    let mut a = candidate("a").spawn();
+    assert!(a.wait_for(true, WAIT).await, "a leads");
+    let mut b = candidate("b").spawn();
+    assert!(
+        !b.wait_for(true, Duration::from_millis(1500)).await,
+        "b must not lead while a renews"
+    );
+    assert!(a.is_leader());
+    assert_eq!(holder().await, "a");
+
+    // A release hands over without waiting for expiry.
+    let released = tokio::time::Instant::now();
+    a.release().await;
+    assert!(b.wait_for(true, WAIT).await, "b takes over");
+    assert!(released.elapsed() < Duration::from_secs(2));
+    let lease = leases.get("controller").await.unwrap().spec.unwrap();
+    assert_eq!(lease.holder_identity.as_deref(), Some("b"));
+    assert_eq!(lease.lease_transitions, Some(1));
+
+    // A crashed holder (no release): another candidate waits out the
+    // lease duration, then takes over.
+    b.abandon();
+    let crashed = tokio::time::Instant::now();
+    let mut c = candidate("c").spawn();
+    assert!(c.wait_for(true, WAIT).await, "c takes over after expiry");
+    assert!(
+        crashed.elapsed() >= Duration::from_millis(1900),
+        "took over after {:?}, before the lease expired",
+        crashed.elapsed()
+    );
+    assert_eq!(holder().await, "c");
+    c.release().await;
+    assert_eq!(holder().await, "");
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_reconciles_each_changed_object() {
+    use capstan_client::runtime::{Action, RateLimit, WorkQueue, enqueue, run_workers};
+    use capstan_client::watcher::ObjectKey;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    let mut server = Server::start("").await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    cms.create(&config_map("one", "1", "x")).await.unwrap();
+
+    let queue = WorkQueue::<ObjectKey>::new(RateLimit::default());
+    let (store, writer) = watcher::store::<ConfigMap>();
+    let feed = tokio::spawn(enqueue(
+        watcher::reflector(writer, watcher::watcher(cms.clone(), ListParams::default())),
+        queue.clone(),
+    ));
+    // The reconcile reads the store and records what it saw per key.
+    let seen: Arc<Mutex<HashMap<String, Option<String>>>> = Arc::default();
+    let workers = tokio::spawn(run_workers(queue.clone(), 2, {
+        let (store, seen) = (store.clone(), seen.clone());
+        move |key: ObjectKey| {
+            let (store, seen) = (store.clone(), seen.clone());
+            async move {
+                let value = store
+                    .get(&key.namespace, &key.name)
+                    .map(|cm| cm.data["k"].clone());
+                seen.lock().unwrap().insert(key.name, value);
+                Ok::<_, capstan_client::Error>(Action::Done)
+            }
+        }
+    }));
+
+    let wait_for = |name: &'static str, value: Option<&'static str>| {
+        let seen = seen.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while seen.lock().unwrap().get(name).cloned() != Some(value.map(String::from)) {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{name} never reconciled as {value:?}: {:?}",
+                    seen.lock().unwrap()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_for("one", Some("1")).await; // from the initial list
+    cms.create(&config_map("two", "2", "x")).await.unwrap();
+    wait_for("two", Some("2")).await;
+    cms.patch(
+        "one",
+        &Patch::Merge(serde_json::json!({"data": {"k": "9"}})),
+    )
+    .await
+    .unwrap();
+    wait_for("one", Some("9")).await;
+    cms.delete("two", &DeleteParams::default()).await.unwrap();
+    wait_for("two", None).await;
+
+    queue.shutdown();
+    tokio::time::timeout(WAIT, workers).await.unwrap().unwrap();
+    feed.abort();
+    server.stop().await;
+}
