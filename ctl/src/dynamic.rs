@@ -1,0 +1,192 @@
+//! [`DynApi`]: the generic `Resources` service for a kind chosen at run
+//! time (a [`KindInfo`] from the CLI's argument or a manifest's
+//! `apiVersion`/`kind`), with objects as [`Object`]. It goes through
+//! [`Client::call`], so it has the typed API's failover rule.
+//!
+//! `capstan_client::Api<K>` is typed by `K`; a kind-agnostic twin of it
+//! (this module) belongs in the client crate and would replace this one.
+
+use capstan_client::{CallKind, Client, Error};
+use capstan_proto::rpc::resources_client::ResourcesClient;
+use capstan_proto::rpc::{
+    CreateRequest, DeleteCollectionRequest, DeleteRequest, GetRequest, ListRequest, ResourceRef,
+    UpdateRequest,
+};
+use capstan_proto::{KindInfo, Object};
+
+/// The generic API for one kind in one namespace (empty: all namespaces,
+/// or a cluster-wide kind).
+#[derive(Clone, Debug)]
+pub struct DynApi {
+    client: Client,
+    info: &'static KindInfo,
+    namespace: String,
+}
+
+fn resource_ref(info: &KindInfo) -> Option<ResourceRef> {
+    Some(ResourceRef {
+        group: info.group.to_owned(),
+        version: info.version.to_owned(),
+        resource: info.plural.to_owned(),
+    })
+}
+
+fn decode(info: &KindInfo, bytes: &[u8]) -> Result<Object, Error> {
+    Object::decode(info, bytes).map_err(|e| Error::Decode(format!("{}: {e}", info.kind)))
+}
+
+impl DynApi {
+    /// The API of `info` in `namespace` (ignored for cluster-wide kinds).
+    pub fn new(client: &Client, info: &'static KindInfo, namespace: &str) -> Self {
+        Self {
+            client: client.clone(),
+            info,
+            namespace: if info.namespaced {
+                namespace.to_owned()
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    /// The kind.
+    pub fn info(&self) -> &'static KindInfo {
+        self.info
+    }
+
+    /// One object, `None` when it does not exist.
+    pub async fn get(&self, name: &str) -> Result<Option<Object>, Error> {
+        let req = GetRequest {
+            resource: resource_ref(self.info),
+            namespace: self.namespace.clone(),
+            name: name.to_owned(),
+            allow_stale: false,
+        };
+        let resp = self
+            .client
+            .call(CallKind::Read, |ch| {
+                let req = req.clone();
+                async move { ResourcesClient::new(ch).get(req).await }
+            })
+            .await;
+        match resp {
+            Ok(r) => decode(self.info, &r.object).map(Some),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every object matching the selectors, all pages.
+    pub async fn list(&self, labels: &str, fields: &str) -> Result<Vec<Object>, Error> {
+        let mut req = ListRequest {
+            resource: resource_ref(self.info),
+            namespace: self.namespace.clone(),
+            label_selector: labels.to_owned(),
+            field_selector: fields.to_owned(),
+            limit: 500,
+            r#continue: String::new(),
+            allow_stale: false,
+        };
+        let mut items = Vec::new();
+        loop {
+            let resp = self
+                .client
+                .call(CallKind::Read, |ch| {
+                    let req = req.clone();
+                    async move { ResourcesClient::new(ch).list(req).await }
+                })
+                .await?;
+            for bytes in &resp.items {
+                items.push(decode(self.info, bytes)?);
+            }
+            if resp.r#continue.is_empty() {
+                return Ok(items);
+            }
+            req.r#continue = resp.r#continue;
+        }
+    }
+
+    /// Creates `obj`; returns it as stored.
+    pub async fn create(&self, obj: &Object) -> Result<Object, Error> {
+        let req = CreateRequest {
+            resource: resource_ref(self.info),
+            namespace: self.namespace.clone(),
+            object: obj.encode_to_vec(),
+            dry_run: false,
+        };
+        let resp = self
+            .client
+            .call(CallKind::Write, |ch| {
+                let req = req.clone();
+                async move { ResourcesClient::new(ch).create(req).await }
+            })
+            .await?;
+        decode(self.info, &resp.object)
+    }
+
+    /// Replaces `obj` (Conflict unless its resourceVersion, when set, is
+    /// the stored one); returns it as stored.
+    pub async fn update(&self, obj: &Object) -> Result<Object, Error> {
+        let req = UpdateRequest {
+            resource: resource_ref(self.info),
+            namespace: self.namespace.clone(),
+            object: obj.encode_to_vec(),
+            dry_run: false,
+        };
+        let resp = self
+            .client
+            .call(CallKind::Write, |ch| {
+                let req = req.clone();
+                async move { ResourcesClient::new(ch).update(req).await }
+            })
+            .await?;
+        decode(self.info, &resp.object)
+    }
+
+    /// Deletes one object; `true` when it is gone (not held by finalizers
+    /// or a grace period).
+    pub async fn delete(&self, name: &str, grace: Option<i64>) -> Result<bool, Error> {
+        let req = DeleteRequest {
+            resource: resource_ref(self.info),
+            namespace: self.namespace.clone(),
+            name: name.to_owned(),
+            grace_period_seconds: grace,
+            preconditions: None,
+            propagation_policy: String::new(),
+            dry_run: false,
+        };
+        let resp = self
+            .client
+            .call(CallKind::Write, |ch| {
+                let req = req.clone();
+                async move { ResourcesClient::new(ch).delete(req).await }
+            })
+            .await?;
+        Ok(resp.removed)
+    }
+
+    /// Deletes every object matching the selectors; returns them.
+    pub async fn delete_collection(
+        &self,
+        labels: &str,
+        fields: &str,
+        grace: Option<i64>,
+    ) -> Result<Vec<Object>, Error> {
+        let req = DeleteCollectionRequest {
+            resource: resource_ref(self.info),
+            namespace: self.namespace.clone(),
+            label_selector: labels.to_owned(),
+            field_selector: fields.to_owned(),
+            grace_period_seconds: grace,
+            dry_run: false,
+        };
+        let resp = self
+            .client
+            .call(CallKind::Write, |ch| {
+                let req = req.clone();
+                async move { ResourcesClient::new(ch).delete_collection(req).await }
+            })
+            .await?;
+        resp.items.iter().map(|b| decode(self.info, b)).collect()
+    }
+}

@@ -1,0 +1,281 @@
+//! `get KIND[/NAME] [NAME…]`: named objects, or a list filtered by label
+//! and field selectors, in one namespace or all (`-A`), printed as a table
+//! ([`crate::table`]) or as YAML, JSON or `kind/name` lines.
+
+use capstan_proto::{KindInfo, Object};
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::dynamic::DynApi;
+use crate::{Context, Error, OutputArgs, object_ref, table};
+
+/// `capctl get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// `KIND`, `KIND NAME…`, or `KIND/NAME…`.
+    #[arg(required = true, value_name = "KIND[/NAME]")]
+    pub args: Vec<String>,
+    /// Output format.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Label selector (`a=b,c!=d,e in (x,y),!f`).
+    #[arg(short = 'l', long = "selector")]
+    pub selector: Option<String>,
+    /// Field selector (`metadata.name=x,status.phase=Running`).
+    #[arg(long = "field-selector")]
+    pub field_selector: Option<String>,
+    /// List across all namespaces.
+    #[arg(short = 'A', long = "all-namespaces")]
+    pub all_namespaces: bool,
+    /// Add a LABELS column.
+    #[arg(long = "show-labels")]
+    pub show_labels: bool,
+}
+
+/// How to print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Table { wide: bool },
+    Yaml,
+    Json,
+    Name,
+}
+
+fn format(output: &OutputArgs) -> Result<Format, Error> {
+    Ok(match output.output.as_deref() {
+        None => Format::Table { wide: false },
+        Some("wide") => Format::Table { wide: true },
+        Some("yaml") => Format::Yaml,
+        Some("json") => Format::Json,
+        Some("name") => Format::Name,
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "unknown output format {other:?}: expected yaml, json, name or wide"
+            )));
+        }
+    })
+}
+
+/// Which objects the arguments name.
+enum Query {
+    /// Every object of a kind (filtered by selectors).
+    List(&'static KindInfo),
+    /// Named objects.
+    Named(Vec<(&'static KindInfo, String)>),
+}
+
+fn query(args: &[String]) -> Result<Query, Error> {
+    if args[0].contains('/') {
+        let named = args
+            .iter()
+            .map(|a| match a.split_once('/') {
+                Some((k, n)) if !n.is_empty() => Ok((crate::kind(k)?, n.to_owned())),
+                _ => Err(Error::Usage(format!(
+                    "{a:?}: when one argument is KIND/NAME, all must be"
+                ))),
+            })
+            .collect::<Result<_, _>>()?;
+        return Ok(Query::Named(named));
+    }
+    let info = crate::kind(&args[0])?;
+    if args.len() == 1 {
+        Ok(Query::List(info))
+    } else {
+        Ok(Query::Named(
+            args[1..].iter().map(|n| (info, n.clone())).collect(),
+        ))
+    }
+}
+
+/// Runs `capctl get`.
+pub async fn get(ctx: &Context, args: &GetArgs) -> Result<(), Error> {
+    let format = format(&args.output)?;
+    let query = query(&args.args)?;
+    let namespace = if args.all_namespaces {
+        ""
+    } else {
+        ctx.namespace.as_str()
+    };
+    let mut failed = false;
+    let (objects, single) = match &query {
+        Query::List(info) => {
+            let api = DynApi::new(&ctx.client, info, namespace);
+            let objects = api
+                .list(
+                    args.selector.as_deref().unwrap_or(""),
+                    args.field_selector.as_deref().unwrap_or(""),
+                )
+                .await?;
+            if objects.is_empty() && matches!(format, Format::Table { .. }) {
+                if info.namespaced && !namespace.is_empty() {
+                    eprintln!("No resources found in {namespace} namespace.");
+                } else {
+                    eprintln!("No resources found");
+                }
+                return Ok(());
+            }
+            (objects, false)
+        }
+        Query::Named(names) => {
+            if args.selector.is_some() {
+                return Err(Error::Usage(
+                    "a label selector (-l) cannot be combined with names".into(),
+                ));
+            }
+            let mut objects = Vec::new();
+            for (info, name) in names {
+                match DynApi::new(&ctx.client, info, &ctx.namespace)
+                    .get(name)
+                    .await?
+                {
+                    Some(obj) => objects.push(obj),
+                    None => {
+                        failed = true;
+                        eprintln!(
+                            "Error from server (NotFound): {} \"{name}\" not found",
+                            info.plural
+                        );
+                    }
+                }
+            }
+            (objects, names.len() == 1)
+        }
+    };
+    print(&objects, format, single, args)?;
+    if failed { Err(Error::Reported) } else { Ok(()) }
+}
+
+fn to_value(obj: &Object) -> Result<Value, Error> {
+    obj.to_value()
+        .map_err(|e| Error::Other(format!("cannot encode {}: {e}", object_ref(obj))))
+}
+
+/// One object as itself, several as a `kind: List`.
+fn document(objects: &[Object], single: bool) -> Result<Value, Error> {
+    if single && objects.len() == 1 {
+        return to_value(&objects[0]);
+    }
+    let items = objects
+        .iter()
+        .map(to_value)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": items,
+        "metadata": {"resourceVersion": ""},
+    }))
+}
+
+fn print(objects: &[Object], format: Format, single: bool, args: &GetArgs) -> Result<(), Error> {
+    match format {
+        Format::Name => {
+            for obj in objects {
+                println!("{}", object_ref(obj));
+            }
+        }
+        Format::Json => {
+            let doc = document(objects, single)?;
+            let text = serde_json::to_string_pretty(&doc)
+                .map_err(|e| Error::Other(format!("cannot encode JSON: {e}")))?;
+            println!("{text}");
+        }
+        Format::Yaml => {
+            let doc = document(objects, single)?;
+            let text = serde_yaml_ng::to_string(&doc)
+                .map_err(|e| Error::Other(format!("cannot encode YAML: {e}")))?;
+            print!("{text}");
+        }
+        Format::Table { wide } => {
+            // Objects of several kinds (KIND/NAME arguments) get one table per kind.
+            let mut kinds: Vec<&'static KindInfo> = Vec::new();
+            for obj in objects {
+                if !kinds.contains(&obj.info()) {
+                    kinds.push(obj.info());
+                }
+            }
+            let now = time::OffsetDateTime::now_utc();
+            for (i, info) in kinds.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                let of_kind: Vec<&Object> = objects.iter().filter(|o| o.info() == *info).collect();
+                print!(
+                    "{}",
+                    kind_table(info, &of_kind, wide, args, kinds.len() > 1, now)?
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn kind_table(
+    info: &KindInfo,
+    objects: &[&Object],
+    wide: bool,
+    args: &GetArgs,
+    qualify: bool,
+    now: time::OffsetDateTime,
+) -> Result<String, Error> {
+    let columns = table::extra_columns(info.kind);
+    let with_ns = args.all_namespaces && info.namespaced;
+    let mut header = Vec::new();
+    if with_ns {
+        header.push("NAMESPACE".to_owned());
+    }
+    header.push("NAME".to_owned());
+    header.extend(
+        columns
+            .iter()
+            .filter(|c| !c.wide)
+            .map(|c| c.name.to_owned()),
+    );
+    header.push("AGE".to_owned());
+    if wide {
+        header.extend(columns.iter().filter(|c| c.wide).map(|c| c.name.to_owned()));
+    }
+    if args.show_labels {
+        header.push("LABELS".to_owned());
+    }
+    let mut rows = Vec::new();
+    for obj in objects {
+        let v = to_value(obj)?;
+        let mut row = Vec::new();
+        if with_ns {
+            row.push(obj.namespace().to_owned());
+        }
+        row.push(if qualify {
+            object_ref(obj)
+        } else {
+            obj.name().to_owned()
+        });
+        row.extend(columns.iter().filter(|c| !c.wide).map(|c| (c.cell)(&v)));
+        row.push(table::age(
+            table::at(&v, "metadata.creationTimestamp").and_then(Value::as_str),
+            now,
+        ));
+        if wide {
+            row.extend(columns.iter().filter(|c| c.wide).map(|c| (c.cell)(&v)));
+        }
+        if args.show_labels {
+            let labels = obj
+                .metadata()
+                .map(|m| {
+                    m.labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            row.push(if labels.is_empty() {
+                "<none>".into()
+            } else {
+                labels
+            });
+        }
+        rows.push(row);
+    }
+    Ok(table::render(&header, &rows))
+}
