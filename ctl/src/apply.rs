@@ -1,8 +1,14 @@
 //! `apply -f` and `create -f`: every document is read and checked first
 //! ([`crate::manifest`]); then, in order, each object is created, or (apply
-//! only) replaced carrying the stored resourceVersion. An update the
-//! server finds identical to the stored object leaves the resourceVersion
-//! as it was, which is how `unchanged` is told from `configured`.
+//! only) replaced carrying the stored resourceVersion.
+//!
+//! `unchanged` is told from `configured` by a dry-run update first: when
+//! the object the server would store (defaulted, status and server-set
+//! metadata carried over) equals the stored one apart from
+//! `metadata.generation`, nothing is written. (The generation is ignored
+//! because the apiserver today compares specs before defaulting them, so
+//! even a no-op replace bumps it and writes; with that fixed, the real
+//! update alone would leave the resourceVersion as it was.)
 
 use capstan_proto::Object;
 use clap::Args;
@@ -92,7 +98,12 @@ async fn apply_one(api: &DynApi, mut obj: Object) -> Result<&'static str, capsta
                 .map(|m| m.resource_version.clone())
                 .unwrap_or_default();
             obj.metadata_mut().resource_version = stored_rv.clone();
-            let updated = api.update(&obj).await?;
+            let mut would_be = api.update(&obj, true).await?;
+            would_be.metadata_mut().generation = stored.metadata().and_then(|m| m.generation);
+            if would_be == stored {
+                return Ok("unchanged");
+            }
+            let updated = api.update(&obj, false).await?;
             let new_rv = updated.metadata().map(|m| m.resource_version.as_str());
             Ok(if new_rv == Some(stored_rv.as_str()) {
                 "unchanged"

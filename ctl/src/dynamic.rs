@@ -125,13 +125,14 @@ impl DynApi {
     }
 
     /// Replaces `obj` (Conflict unless its resourceVersion, when set, is
-    /// the stored one); returns it as stored.
-    pub async fn update(&self, obj: &Object) -> Result<Object, Error> {
+    /// the stored one); returns it as stored, or with `dry_run` as it
+    /// would be stored (defaulted and validated, nothing written).
+    pub async fn update(&self, obj: &Object, dry_run: bool) -> Result<Object, Error> {
         let req = UpdateRequest {
             resource: resource_ref(self.info),
             namespace: self.namespace.clone(),
             object: obj.encode_to_vec(),
-            dry_run: false,
+            dry_run,
         };
         let resp = self
             .client
