@@ -78,10 +78,10 @@ pub async fn apply_or_create(
             Ok(verb) => println!("{what} {verb}"),
             Err(e) => {
                 failed = true;
+                let doing = if create_only { "creating" } else { "applying" };
                 eprintln!(
-                    "{} (applying {what} from {})",
-                    crate::error::api_message(&e),
-                    m.source
+                    "{}",
+                    crate::error::api_message_in(&e, &format!("{doing} {what} from {}", m.source))
                 );
             }
         }

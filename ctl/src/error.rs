@@ -51,7 +51,12 @@ pub fn api_message(e: &capstan_client::Error) -> String {
         E::Unavailable { message } => format!("error: cannot reach the cluster: {message}"),
         E::Invalid { message, causes } => {
             let mut s = format!("Error from server (Invalid): {message}");
-            for c in causes {
+            // The message often repeats a single cause; list the causes
+            // only when it does not say them all.
+            let all_said = causes
+                .iter()
+                .all(|c| message.contains(&format!("{}: {}", c.field, c.message)));
+            for c in causes.iter().filter(|_| !all_said) {
                 if c.field.is_empty() {
                     s.push_str(&format!("\n  {}", c.message));
                 } else {
@@ -69,6 +74,18 @@ pub fn api_message(e: &capstan_client::Error) -> String {
                 .to_owned();
             format!("Error from server ({reason}): {message}")
         }
+    }
+}
+
+/// [`api_message`] naming what was being done: `Error from server
+/// (Reason): error when applying pod/x from FILE: message`.
+pub fn api_message_in(e: &capstan_client::Error, doing: &str) -> String {
+    let text = api_message(e);
+    match text.split_once("): ") {
+        Some((head, rest)) if head.starts_with("Error from server (") => {
+            format!("{head}): error when {doing}: {rest}")
+        }
+        _ => format!("error when {doing}: {text}"),
     }
 }
 

@@ -58,8 +58,8 @@ fn format(output: &OutputArgs) -> Result<Format, Error> {
 
 /// Which objects the arguments name.
 enum Query {
-    /// Every object of a kind (filtered by selectors).
-    List(&'static KindInfo),
+    /// Every object of these kinds (filtered by selectors).
+    List(Vec<&'static KindInfo>),
     /// Named objects.
     Named(Vec<(&'static KindInfo, String)>),
 }
@@ -77,14 +77,49 @@ fn query(args: &[String]) -> Result<Query, Error> {
             .collect::<Result<_, _>>()?;
         return Ok(Query::Named(named));
     }
-    let info = crate::kind(&args[0])?;
+    let kinds = kinds(&args[0])?;
     if args.len() == 1 {
-        Ok(Query::List(info))
+        Ok(Query::List(kinds))
     } else {
+        let [info] = kinds[..] else {
+            return Err(Error::Usage(format!(
+                "names can be given with one kind only, not {:?}",
+                args[0]
+            )));
+        };
         Ok(Query::Named(
             args[1..].iter().map(|n| (info, n.clone())).collect(),
         ))
     }
+}
+
+/// What `get all` lists, as kubectl has it (for the kinds served).
+pub const ALL: &[&str] = &[
+    "pods",
+    "services",
+    "deployments",
+    "replicasets",
+    "statefulsets",
+    "horizontalpodautoscalers",
+    "replicationcontrollers",
+];
+
+/// `pods`, `pods,services` or `all`.
+pub fn kinds(arg: &str) -> Result<Vec<&'static KindInfo>, Error> {
+    let mut out: Vec<&'static KindInfo> = Vec::new();
+    for name in arg.split(',').filter(|n| !n.is_empty()) {
+        let names = if name == "all" { ALL } else { &[name][..] };
+        for n in names {
+            let info = crate::kind(n)?;
+            if !out.contains(&info) {
+                out.push(info);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Usage(format!("no kind in {arg:?}")));
+    }
+    Ok(out)
 }
 
 /// Runs `capctl get`.
@@ -97,24 +132,28 @@ pub async fn get(ctx: &Context, args: &GetArgs) -> Result<(), Error> {
         ctx.namespace.as_str()
     };
     let mut failed = false;
-    let (objects, single) = match &query {
-        Query::List(info) => {
-            let api = DynApi::new(&ctx.client, info, namespace);
-            let objects = api
-                .list(
-                    args.selector.as_deref().unwrap_or(""),
-                    args.field_selector.as_deref().unwrap_or(""),
-                )
-                .await?;
+    let (objects, single, several_kinds) = match &query {
+        Query::List(kinds) => {
+            let mut objects = Vec::new();
+            for info in kinds {
+                let api = DynApi::new(&ctx.client, info, namespace);
+                objects.extend(
+                    api.list(
+                        args.selector.as_deref().unwrap_or(""),
+                        args.field_selector.as_deref().unwrap_or(""),
+                    )
+                    .await?,
+                );
+            }
             if objects.is_empty() && matches!(format, Format::Table { .. }) {
-                if info.namespaced && !namespace.is_empty() {
+                if kinds.iter().any(|k| k.namespaced) && !namespace.is_empty() {
                     eprintln!("No resources found in {namespace} namespace.");
                 } else {
                     eprintln!("No resources found");
                 }
                 return Ok(());
             }
-            (objects, false)
+            (objects, false, kinds.len() > 1)
         }
         Query::Named(names) => {
             if args.selector.is_some() {
@@ -138,10 +177,12 @@ pub async fn get(ctx: &Context, args: &GetArgs) -> Result<(), Error> {
                     }
                 }
             }
-            (objects, names.len() == 1)
+            let mut distinct: Vec<&KindInfo> = names.iter().map(|(k, _)| *k).collect();
+            distinct.dedup();
+            (objects, names.len() == 1, distinct.len() > 1)
         }
     };
-    print(&objects, format, single, args)?;
+    print(&objects, format, single, several_kinds, args)?;
     if failed { Err(Error::Reported) } else { Ok(()) }
 }
 
@@ -167,7 +208,13 @@ fn document(objects: &[Object], single: bool) -> Result<Value, Error> {
     }))
 }
 
-fn print(objects: &[Object], format: Format, single: bool, args: &GetArgs) -> Result<(), Error> {
+fn print(
+    objects: &[Object],
+    format: Format,
+    single: bool,
+    several_kinds: bool,
+    args: &GetArgs,
+) -> Result<(), Error> {
     match format {
         Format::Name => {
             for obj in objects {
@@ -202,7 +249,7 @@ fn print(objects: &[Object], format: Format, single: bool, args: &GetArgs) -> Re
                 let of_kind: Vec<&Object> = objects.iter().filter(|o| o.info() == *info).collect();
                 print!(
                     "{}",
-                    kind_table(info, &of_kind, wide, args, kinds.len() > 1, now)?
+                    kind_table(info, &of_kind, wide, args, several_kinds, now)?
                 );
             }
         }

@@ -10,7 +10,7 @@
 //!   before anything is sent; creates, or replaces carrying the stored
 //!   resourceVersion; prints `pod/nginx-demo created|configured|unchanged`);
 //!   `create -f FILE|DIR|-`.
-//! - `get KIND[/NAME] [NAME…]` with `-o yaml|json|name|wide`, `-l`,
+//! - `get KIND[/NAME] [NAME…]` (also `KIND,KIND…` and `all`) with `-o yaml|json|name|wide`, `-l`,
 //!   `--field-selector`, `-n`, `-A`, `--show-labels`; the default table has
 //!   NAME, AGE and kubectl's columns for pods, deployments, replica sets,
 //!   replication controllers, stateful sets, services, namespaces, nodes,
@@ -169,7 +169,7 @@ fn check_kinds(args: &[String]) -> Result<(), Error> {
             kind(a.split_once('/').map_or(a.as_str(), |(k, _)| k))?;
         }
     } else {
-        kind(first)?;
+        get::kinds(first)?;
     }
     Ok(())
 }

@@ -356,6 +356,32 @@ async fn capctl_against_an_apiserver() {
         "{set_based}"
     );
 
+    // Several kinds at once.
+    let two = cluster.ok(&["get", "pods,services", "-o", "name"]);
+    assert!(
+        two.contains("pod/myweb") && two.contains("service/my-service"),
+        "{two}"
+    );
+    let all = cluster.ok(&["get", "all"]);
+    assert!(
+        all.contains("deployment.apps/frontend") && all.contains("pod/db"),
+        "{all}"
+    );
+
+    // The server's validation: Invalid with the field path, exit 1.
+    let out = cluster.run(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\n"),
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with(
+            "Error from server (Invalid): error when applying configmap/Bad_Name from -: "
+        ) && out.stderr.contains("metadata.name: Invalid value"),
+        "{}",
+        out.stderr
+    );
+
     // NotFound names the object and exits 1.
     let out = cluster.run(&["get", "pod", "missing"], None);
     assert_eq!(out.code, 1);
