@@ -9,8 +9,8 @@
 use capstan_client::{CallKind, Client, Error};
 use capstan_proto::rpc::resources_client::ResourcesClient;
 use capstan_proto::rpc::{
-    CreateRequest, DeleteCollectionRequest, DeleteRequest, GetRequest, ListRequest, ResourceRef,
-    UpdateRequest,
+    CreateRequest, DeleteCollectionRequest, DeleteRequest, GetRequest, ListRequest, PatchRequest,
+    PatchType, ResourceRef, UpdateRequest,
 };
 use capstan_proto::{KindInfo, Object};
 
@@ -139,6 +139,32 @@ impl DynApi {
             .call(CallKind::Write, |ch| {
                 let req = req.clone();
                 async move { ResourcesClient::new(ch).update(req).await }
+            })
+            .await?;
+        decode(self.info, &resp.object)
+    }
+
+    /// Applies a JSON merge patch (RFC 7386, Kubernetes field names) to
+    /// one object; returns it as stored.
+    pub async fn merge_patch(
+        &self,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<Object, Error> {
+        let req = PatchRequest {
+            resource: resource_ref(self.info),
+            namespace: self.namespace.clone(),
+            name: name.to_owned(),
+            patch_type: PatchType::Merge as i32,
+            patch: patch.to_string().into_bytes(),
+            status: false,
+            dry_run: false,
+        };
+        let resp = self
+            .client
+            .call(CallKind::Write, |ch| {
+                let req = req.clone();
+                async move { ResourcesClient::new(ch).patch(req).await }
             })
             .await?;
         decode(self.info, &resp.object)

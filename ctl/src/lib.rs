@@ -19,6 +19,10 @@
 //!   `delete -f FILE`, with `--grace-period`.
 //! - `create namespace NAME`, `create configmap NAME --from-literal=k=v
 //!   --from-file=[key=]path`.
+//! - `label` / `annotate KIND NAME KEY=VALUE… KEY-…` (`--overwrite` to
+//!   change a key), `scale KIND NAME --replicas=N` (kinds whose spec has
+//!   `replicas`, per the schema) — JSON merge patches.
+//! - `explain KIND[.field.path]`, from the API descriptors' comments.
 //! - `api-resources`, `version`, `cluster members [-o json]`.
 //!
 //! Usage errors exit 64, every other failure 1; API errors print
@@ -27,8 +31,8 @@
 //!
 //! # Not built yet
 //!
-//! `get -w` and `-o jsonpath=`, `describe`, `label`, `annotate`, `scale`,
-//! `explain`, `completion`, `create secret generic`. `apply` replaces the
+//! `get -w` and `-o jsonpath=`, `describe`, `completion`, `create secret
+//! generic`; `label`/`annotate` with `-l`/`--all`; `explain --recursive`. `apply` replaces the
 //! whole object (no three-way merge with a last-applied annotation), so
 //! fields set by others (e.g. `spec.replicas` by an autoscaler) are reset.
 
@@ -41,9 +45,11 @@ pub mod create;
 pub mod delete;
 pub mod dynamic;
 pub mod error;
+pub mod explain;
 pub mod get;
 pub mod info;
 pub mod manifest;
+pub mod patch;
 pub mod table;
 
 pub use error::{EXIT_USAGE, Error};
@@ -81,6 +87,14 @@ pub enum Command {
     Get(get::GetArgs),
     /// Delete objects.
     Delete(delete::DeleteArgs),
+    /// Add, change (--overwrite) or remove (KEY-) labels.
+    Label(patch::MetaArgs),
+    /// Add, change (--overwrite) or remove (KEY-) annotations.
+    Annotate(patch::MetaArgs),
+    /// Set spec.replicas of deployments, replica sets, stateful sets, replication controllers.
+    Scale(patch::ScaleArgs),
+    /// Describe a kind or a field, from the API's own field comments.
+    Explain(explain::ExplainArgs),
     /// List the served kinds.
     ApiResources(info::ApiResourcesArgs),
     /// Print the client version (and the identity the server sees).
@@ -179,6 +193,14 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     match &cli.command {
         Command::ApiResources(args) => info::api_resources(args),
         Command::Version => info::version(&cli).await,
+        Command::Explain(args) => explain::explain(args),
+        Command::Label(args) => {
+            patch::label_or_annotate(&Context::connect(&cli)?, args, "labels").await
+        }
+        Command::Annotate(args) => {
+            patch::label_or_annotate(&Context::connect(&cli)?, args, "annotations").await
+        }
+        Command::Scale(args) => patch::scale(&Context::connect(&cli)?, args).await,
         Command::Apply(args) => apply::apply(&Context::connect(&cli)?, args).await,
         Command::Create(args) => create::create(&cli, args).await,
         Command::Get(args) => {

@@ -427,6 +427,38 @@ async fn capctl_against_an_apiserver() {
         ""
     );
 
+    // label / annotate / scale, through merge patches.
+    assert_eq!(
+        cluster.ok(&["label", "pod", "myweb", "env=prod"]),
+        "pod/myweb labeled\n"
+    );
+    let out = cluster.run(&["label", "pod", "myweb", "env=dev"], None);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("--overwrite"), "{}", out.stderr);
+    cluster.ok(&["label", "pod/myweb", "env=dev", "--overwrite"]);
+    assert_eq!(
+        cluster.ok(&["get", "pods", "-l", "env=dev", "-o", "name"]),
+        "pod/myweb\n"
+    );
+    cluster.ok(&["label", "pod", "myweb", "env-"]);
+    assert_eq!(cluster.ok(&["get", "pods", "-l", "env", "-o", "name"]), "");
+    assert_eq!(
+        cluster.ok(&["annotate", "deploy", "frontend", "note=hello world"]),
+        "deployment.apps/frontend annotated\n"
+    );
+    assert_eq!(
+        cluster.ok(&["scale", "deployment", "frontend", "--replicas=3"]),
+        "deployment.apps/frontend scaled\n"
+    );
+    let deploy: Value =
+        serde_json::from_str(&cluster.ok(&["get", "deploy/frontend", "-o", "json"])).unwrap();
+    assert_eq!(deploy["spec"]["replicas"], 3);
+    assert_eq!(deploy["metadata"]["annotations"]["note"], "hello world");
+    let out = cluster.run(&["scale", "pod", "myweb", "--replicas=2"], None);
+    assert_eq!(out.code, 64, "{}", out.stderr);
+    let explain = cluster.ok(&["explain", "po.spec.containers"]);
+    assert!(explain.contains("image\t<string>"), "{explain}");
+
     // delete: by name, by selector, from a file, --all.
     assert_eq!(cluster.ok(&["delete", "pod", "db"]), "pod \"db\" deleted\n");
     let out = cluster.run(&["delete", "pod", "db"], None);
