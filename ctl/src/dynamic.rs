@@ -10,7 +10,7 @@ use capstan_client::{CallKind, Client, Error};
 use capstan_proto::rpc::resources_client::ResourcesClient;
 use capstan_proto::rpc::{
     CreateRequest, DeleteCollectionRequest, DeleteRequest, GetRequest, ListRequest, PatchRequest,
-    PatchType, ResourceRef, UpdateRequest,
+    PatchType, ResourceRef, UpdateRequest, WatchEvent, WatchRequest,
 };
 use capstan_proto::{KindInfo, Object};
 
@@ -78,6 +78,16 @@ impl DynApi {
 
     /// Every object matching the selectors, all pages.
     pub async fn list(&self, labels: &str, fields: &str) -> Result<Vec<Object>, Error> {
+        Ok(self.list_at(labels, fields).await?.0)
+    }
+
+    /// Every object matching the selectors, and the revision the list was
+    /// read at (a watch from it misses nothing).
+    pub async fn list_at(
+        &self,
+        labels: &str,
+        fields: &str,
+    ) -> Result<(Vec<Object>, String), Error> {
         let mut req = ListRequest {
             resource: resource_ref(self.info),
             namespace: self.namespace.clone(),
@@ -100,10 +110,40 @@ impl DynApi {
                 items.push(decode(self.info, bytes)?);
             }
             if resp.r#continue.is_empty() {
-                return Ok(items);
+                return Ok((items, resp.resource_version));
             }
             req.r#continue = resp.r#continue;
         }
+    }
+
+    /// Opens a watch of changes after `resource_version`, with bookmarks.
+    /// Opening fails over across replicas; the stream ends when its
+    /// replica ends it.
+    pub async fn watch(
+        &self,
+        labels: &str,
+        fields: &str,
+        resource_version: &str,
+    ) -> Result<tonic::Streaming<WatchEvent>, Error> {
+        let req = WatchRequest {
+            resource: resource_ref(self.info),
+            namespace: self.namespace.clone(),
+            label_selector: labels.to_owned(),
+            field_selector: fields.to_owned(),
+            resource_version: resource_version.to_owned(),
+            allow_bookmarks: true,
+        };
+        self.client
+            .call(CallKind::Read, |ch| {
+                let req = req.clone();
+                async move { ResourcesClient::new(ch).watch(req).await }
+            })
+            .await
+    }
+
+    /// Decodes an object of this kind from a watch event.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Object, Error> {
+        decode(self.info, bytes)
     }
 
     /// Creates `obj`; returns it as stored.

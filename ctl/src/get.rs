@@ -30,18 +30,28 @@ pub struct GetArgs {
     /// Add a LABELS column.
     #[arg(long = "show-labels")]
     pub show_labels: bool,
+    /// After listing, print each change as it happens (until interrupted).
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 /// How to print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
-    Table { wide: bool },
+pub enum Format {
+    /// A table; `wide` adds the wide-only columns.
+    Table {
+        /// `-o wide`.
+        wide: bool,
+    },
+    /// `-o yaml`.
     Yaml,
+    /// `-o json`.
     Json,
+    /// `-o name`: `kind/name` lines.
     Name,
 }
 
-fn format(output: &OutputArgs) -> Result<Format, Error> {
+pub(crate) fn format(output: &OutputArgs) -> Result<Format, Error> {
     Ok(match output.output.as_deref() {
         None => Format::Table { wide: false },
         Some("wide") => Format::Table { wide: true },
@@ -126,6 +136,18 @@ pub fn kinds(arg: &str) -> Result<Vec<&'static KindInfo>, Error> {
 pub async fn get(ctx: &Context, args: &GetArgs) -> Result<(), Error> {
     let format = format(&args.output)?;
     let query = query(&args.args)?;
+    if args.watch {
+        let (info, name) = match &query {
+            Query::List(kinds) if kinds.len() == 1 => (kinds[0], None),
+            Query::Named(names) if names.len() == 1 => (names[0].0, Some(names[0].1.as_str())),
+            _ => {
+                return Err(Error::Usage(
+                    "-w watches one kind, or one object by name".into(),
+                ));
+            }
+        };
+        return crate::watch::watch(ctx, args, format, info, name).await;
+    }
     let namespace = if args.all_namespaces {
         ""
     } else {
@@ -186,7 +208,7 @@ pub async fn get(ctx: &Context, args: &GetArgs) -> Result<(), Error> {
     if failed { Err(Error::Reported) } else { Ok(()) }
 }
 
-fn to_value(obj: &Object) -> Result<Value, Error> {
+pub(crate) fn to_value(obj: &Object) -> Result<Value, Error> {
     obj.to_value()
         .map_err(|e| Error::Other(format!("cannot encode {}: {e}", object_ref(obj))))
 }
@@ -265,10 +287,18 @@ fn kind_table(
     qualify: bool,
     now: time::OffsetDateTime,
 ) -> Result<String, Error> {
+    let rows = objects
+        .iter()
+        .map(|obj| row(info, obj, wide, args, qualify, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(table::render(&header(info, wide, args), &rows))
+}
+
+/// The table header for `info`.
+pub(crate) fn header(info: &KindInfo, wide: bool, args: &GetArgs) -> Vec<String> {
     let columns = table::extra_columns(info.kind);
-    let with_ns = args.all_namespaces && info.namespaced;
     let mut header = Vec::new();
-    if with_ns {
+    if args.all_namespaces && info.namespaced {
         header.push("NAMESPACE".to_owned());
     }
     header.push("NAME".to_owned());
@@ -285,44 +315,53 @@ fn kind_table(
     if args.show_labels {
         header.push("LABELS".to_owned());
     }
-    let mut rows = Vec::new();
-    for obj in objects {
-        let v = to_value(obj)?;
-        let mut row = Vec::new();
-        if with_ns {
-            row.push(obj.namespace().to_owned());
-        }
-        row.push(if qualify {
-            object_ref(obj)
-        } else {
-            obj.name().to_owned()
-        });
-        row.extend(columns.iter().filter(|c| !c.wide).map(|c| (c.cell)(&v)));
-        row.push(table::age(
-            table::at(&v, "metadata.creationTimestamp").and_then(Value::as_str),
-            now,
-        ));
-        if wide {
-            row.extend(columns.iter().filter(|c| c.wide).map(|c| (c.cell)(&v)));
-        }
-        if args.show_labels {
-            let labels = obj
-                .metadata()
-                .map(|m| {
-                    m.labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            row.push(if labels.is_empty() {
-                "<none>".into()
-            } else {
-                labels
-            });
-        }
-        rows.push(row);
+    header
+}
+
+/// One object's table row, matching [`header`].
+pub(crate) fn row(
+    info: &KindInfo,
+    obj: &Object,
+    wide: bool,
+    args: &GetArgs,
+    qualify: bool,
+    now: time::OffsetDateTime,
+) -> Result<Vec<String>, Error> {
+    let columns = table::extra_columns(info.kind);
+    let v = to_value(obj)?;
+    let mut row = Vec::new();
+    if args.all_namespaces && info.namespaced {
+        row.push(obj.namespace().to_owned());
     }
-    Ok(table::render(&header, &rows))
+    row.push(if qualify {
+        object_ref(obj)
+    } else {
+        obj.name().to_owned()
+    });
+    row.extend(columns.iter().filter(|c| !c.wide).map(|c| (c.cell)(&v)));
+    row.push(table::age(
+        table::at(&v, "metadata.creationTimestamp").and_then(Value::as_str),
+        now,
+    ));
+    if wide {
+        row.extend(columns.iter().filter(|c| c.wide).map(|c| (c.cell)(&v)));
+    }
+    if args.show_labels {
+        let labels = obj
+            .metadata()
+            .map(|m| {
+                m.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        row.push(if labels.is_empty() {
+            "<none>".into()
+        } else {
+            labels
+        });
+    }
+    Ok(row)
 }

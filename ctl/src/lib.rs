@@ -11,7 +11,9 @@
 //!   resourceVersion; prints `pod/nginx-demo created|configured|unchanged`);
 //!   `create -f FILE|DIR|-`.
 //! - `get KIND[/NAME] [NAME…]` (also `KIND,KIND…` and `all`) with `-o yaml|json|name|wide`, `-l`,
-//!   `--field-selector`, `-n`, `-A`, `--show-labels`; the default table has
+//!   `--field-selector`, `-n`, `-A`, `--show-labels`, `-w` (one kind, or
+//!   one object by name: list, then every change; resumes from the last
+//!   revision, relists on `Expired`); the default table has
 //!   NAME, AGE and kubectl's columns for pods, deployments, replica sets,
 //!   replication controllers, stateful sets, services, namespaces, nodes,
 //!   config maps, secrets and HPAs.
@@ -31,7 +33,7 @@
 //!
 //! # Not built yet
 //!
-//! `get -w` and `-o jsonpath=`, `describe`, `completion`, `create secret
+//! `-o jsonpath=`, `describe`, `completion`, `create secret
 //! generic`; `label`/`annotate` with `-l`/`--all`; `explain --recursive`. `apply` replaces the
 //! whole object (no three-way merge with a last-applied annotation), so
 //! fields set by others (e.g. `spec.replicas` by an autoscaler) are reset.
@@ -51,6 +53,7 @@ pub mod info;
 pub mod manifest;
 pub mod patch;
 pub mod table;
+pub mod watch;
 
 pub use error::{EXIT_USAGE, Error};
 

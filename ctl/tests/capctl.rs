@@ -61,6 +61,28 @@ impl Drop for Cluster {
     }
 }
 
+/// A `capctl` process still running.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// The next stdout line, within [`WAIT`].
+    fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("no output line within {WAIT:?}: {e}"))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 struct Output {
     code: i32,
     stdout: String,
@@ -181,6 +203,33 @@ impl Cluster {
             stdout: out_reader.join().unwrap(),
             stderr: err_reader.join().unwrap(),
         }
+    }
+
+    /// Starts a long-running `capctl` (e.g. `get -w`); its stdout lines
+    /// arrive on the returned channel. Killed on drop.
+    fn spawn(&self, args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_capctl"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
     }
 
     /// Runs and expects success; returns stdout.
@@ -458,6 +507,31 @@ async fn capctl_against_an_apiserver() {
     assert_eq!(out.code, 64, "{}", out.stderr);
     let explain = cluster.ok(&["explain", "po.spec.containers"]);
     assert!(explain.contains("image\t<string>"), "{explain}");
+
+    // get -w: the list, then each change as it happens.
+    let watch = cluster.spawn(&["get", "configmaps", "-w", "-n", "default"]);
+    let header: Vec<String> = watch
+        .next_line()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(header, ["NAME", "DATA", "AGE"]);
+    cluster.ok(&["create", "configmap", "watched", "--from-literal=a=1"]);
+    let added = watch.next_line();
+    assert!(
+        added.starts_with("watched ") && added.contains(" 1 "),
+        "{added}"
+    );
+    cluster.ok(&["label", "cm", "watched", "seen=yes"]);
+    assert!(watch.next_line().starts_with("watched "));
+    cluster.ok(&["delete", "cm", "watched"]);
+    assert!(watch.next_line().starts_with("watched "));
+    drop(watch);
+    let named = cluster.spawn(&["get", "deploy/frontend", "-w", "-o", "name"]);
+    assert_eq!(named.next_line(), "deployment.apps/frontend");
+    cluster.ok(&["scale", "deploy", "frontend", "--replicas=2"]);
+    assert_eq!(named.next_line(), "deployment.apps/frontend");
+    drop(named);
 
     // delete: by name, by selector, from a file, --all.
     assert_eq!(cluster.ok(&["delete", "pod", "db"]), "pod \"db\" deleted\n");
