@@ -1,11 +1,12 @@
 //! `create -f …` (see [`crate::apply`]) and imperative creation:
 //! `create namespace NAME`, `create configmap NAME --from-literal=k=v
-//! --from-file=[key=]path`.
+//! --from-file=[key=]path` (files that are not UTF-8 go to `binaryData`),
+//! `create secret generic NAME` with the same flags and `--type`.
 
 use std::path::Path;
 
 use capstan_proto::Object;
-use capstan_proto::api::core::v1::{ConfigMap, Namespace};
+use capstan_proto::api::core::v1::{ConfigMap, Namespace, Secret};
 use capstan_proto::api::meta::v1::ObjectMeta;
 use clap::{Args, Subcommand};
 
@@ -46,6 +47,32 @@ pub enum CreateWhat {
         #[arg(long = "from-file", value_name = "[KEY=]PATH")]
         from_file: Vec<String>,
     },
+    /// A secret.
+    Secret {
+        /// Which kind of secret.
+        #[command(subcommand)]
+        kind: SecretKind,
+    },
+}
+
+/// `capctl create secret …`.
+#[derive(Debug, Subcommand)]
+pub enum SecretKind {
+    /// A secret from literals and files.
+    Generic {
+        /// Its name.
+        name: String,
+        /// `key=value`, repeatable.
+        #[arg(long = "from-literal", value_name = "KEY=VALUE")]
+        from_literal: Vec<String>,
+        /// `path` (key: the file name) or `key=path`, repeatable; a
+        /// directory adds each regular file in it.
+        #[arg(long = "from-file", value_name = "[KEY=]PATH")]
+        from_file: Vec<String>,
+        /// The secret's type.
+        #[arg(long = "type", default_value = "Opaque")]
+        secret_type: String,
+    },
 }
 
 fn meta(name: &str) -> Option<ObjectMeta> {
@@ -55,13 +82,11 @@ fn meta(name: &str) -> Option<ObjectMeta> {
     })
 }
 
-fn insert(
-    data: &mut std::collections::BTreeMap<String, String>,
-    key: &str,
-    value: String,
-) -> Result<(), Error> {
+type Data = std::collections::BTreeMap<String, Vec<u8>>;
+
+fn insert(data: &mut Data, key: &str, value: Vec<u8>) -> Result<(), Error> {
     if key.is_empty() {
-        return Err(Error::Usage("a config map key may not be empty".into()));
+        return Err(Error::Usage("a data key may not be empty".into()));
     }
     if data.insert(key.to_owned(), value).is_some() {
         return Err(Error::Usage(format!("key {key:?} given more than once")));
@@ -69,18 +94,18 @@ fn insert(
     Ok(())
 }
 
-fn read_text(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path)
-        .map_err(|e| Error::Other(format!("cannot read {} as UTF-8 text: {e}", path.display())))
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))
 }
 
-fn config_map(name: &str, literals: &[String], files: &[String]) -> Result<ConfigMap, Error> {
-    let mut data = std::collections::BTreeMap::new();
+/// The keys and values of `--from-literal` and `--from-file` flags.
+fn data(literals: &[String], files: &[String]) -> Result<Data, Error> {
+    let mut data = Data::new();
     for lit in literals {
         let (k, v) = lit
             .split_once('=')
             .ok_or_else(|| Error::Usage(format!("--from-literal={lit}: expected KEY=VALUE")))?;
-        insert(&mut data, k, v.to_owned())?;
+        insert(&mut data, k, v.as_bytes().to_vec())?;
     }
     for spec in files {
         let (key, path) = match spec.split_once('=') {
@@ -105,7 +130,7 @@ fn config_map(name: &str, literals: &[String], files: &[String]) -> Result<Confi
                     .unwrap_or_default()
                     .to_string_lossy()
                     .into_owned();
-                insert(&mut data, &k, read_text(&p)?)?;
+                insert(&mut data, &k, read(&p)?)?;
             }
         } else {
             let k = match key {
@@ -116,14 +141,28 @@ fn config_map(name: &str, literals: &[String], files: &[String]) -> Result<Confi
                     .to_string_lossy()
                     .into_owned(),
             };
-            insert(&mut data, &k, read_text(path)?)?;
+            insert(&mut data, &k, read(path)?)?;
         }
     }
-    Ok(ConfigMap {
+    Ok(data)
+}
+
+fn config_map(name: &str, literals: &[String], files: &[String]) -> Result<ConfigMap, Error> {
+    let mut cm = ConfigMap {
         metadata: meta(name),
-        data,
         ..Default::default()
-    })
+    };
+    for (k, v) in data(literals, files)? {
+        match String::from_utf8(v) {
+            Ok(text) => {
+                cm.data.insert(k, text);
+            }
+            Err(e) => {
+                cm.binary_data.insert(k, e.into_bytes());
+            }
+        }
+    }
+    Ok(cm)
 }
 
 /// Runs `capctl create`.
@@ -131,7 +170,7 @@ pub async fn create(cli: &Cli, args: &CreateArgs) -> Result<(), Error> {
     let object: Object = match &args.what {
         None if args.filename.is_empty() => {
             return Err(Error::Usage(
-                "create needs -f FILE, or a subcommand (namespace, configmap); see `capctl create --help`".into(),
+                "create needs -f FILE, or a subcommand (namespace, configmap, secret generic); see `capctl create --help`".into(),
             ));
         }
         None => {
@@ -148,6 +187,21 @@ pub async fn create(cli: &Cli, args: &CreateArgs) -> Result<(), Error> {
             from_literal,
             from_file,
         }) => config_map(name, from_literal, from_file)?.into(),
+        Some(CreateWhat::Secret {
+            kind:
+                SecretKind::Generic {
+                    name,
+                    from_literal,
+                    from_file,
+                    secret_type,
+                },
+        }) => Secret {
+            metadata: meta(name),
+            data: data(from_literal, from_file)?,
+            r#type: secret_type.clone(),
+            ..Default::default()
+        }
+        .into(),
     };
     let ctx = Context::connect(cli)?;
     let api = DynApi::new(&ctx.client, object.info(), &ctx.namespace);

@@ -20,7 +20,8 @@
 //! - `delete KIND NAME…`, `delete KIND -l SEL`, `delete KIND --all`,
 //!   `delete -f FILE`, with `--grace-period`.
 //! - `create namespace NAME`, `create configmap NAME --from-literal=k=v
-//!   --from-file=[key=]path`.
+//!   --from-file=[key=]path`, `create secret generic NAME` (same flags,
+//!   `--type`).
 //! - `label` / `annotate KIND NAME KEY=VALUE… KEY-…` (`--overwrite` to
 //!   change a key), `scale KIND NAME --replicas=N` (kinds whose spec has
 //!   `replicas`, per the schema) — JSON merge patches.
@@ -33,9 +34,9 @@
 //!
 //! # Not built yet
 //!
-//! `-o jsonpath=`, `describe`, `completion`, `create secret
-//! generic`; `label`/`annotate` with `-l`/`--all`; `explain --recursive`. `apply` replaces the
-//! whole object (no three-way merge with a last-applied annotation), so
+//! `-o jsonpath=`, `describe`, `completion`, other `create` forms,
+//! `label`/`annotate` with `-l`/`--all`, `explain --recursive`. `apply`
+//! replaces the whole object (no three-way merge with a last-applied annotation), so
 //! fields set by others (e.g. `spec.replicas` by an autoscaler) are reset.
 
 use std::path::PathBuf;
