@@ -36,7 +36,7 @@ pub struct GetArgs {
 }
 
 /// How to print.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Format {
     /// A table; `wide` adds the wide-only columns.
     Table {
@@ -49,6 +49,8 @@ pub enum Format {
     Json,
     /// `-o name`: `kind/name` lines.
     Name,
+    /// `-o jsonpath=TEMPLATE`.
+    JsonPath(crate::jsonpath::Template),
 }
 
 pub(crate) fn format(output: &OutputArgs) -> Result<Format, Error> {
@@ -58,9 +60,12 @@ pub(crate) fn format(output: &OutputArgs) -> Result<Format, Error> {
         Some("yaml") => Format::Yaml,
         Some("json") => Format::Json,
         Some("name") => Format::Name,
+        Some(other) if other.starts_with("jsonpath=") => Format::JsonPath(
+            crate::jsonpath::Template::parse(&other["jsonpath=".len()..])?,
+        ),
         Some(other) => {
             return Err(Error::Usage(format!(
-                "unknown output format {other:?}: expected yaml, json, name or wide"
+                "unknown output format {other:?}: expected yaml, json, name, wide or jsonpath=TEMPLATE"
             )));
         }
     })
@@ -248,6 +253,10 @@ fn print(
             let text = serde_json::to_string_pretty(&doc)
                 .map_err(|e| Error::Other(format!("cannot encode JSON: {e}")))?;
             println!("{text}");
+        }
+        Format::JsonPath(template) => {
+            let doc = document(objects, single)?;
+            print!("{}", template.render(&doc));
         }
         Format::Yaml => {
             let doc = document(objects, single)?;

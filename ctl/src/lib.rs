@@ -10,7 +10,9 @@
 //!   before anything is sent; creates, or replaces carrying the stored
 //!   resourceVersion; prints `pod/nginx-demo created|configured|unchanged`);
 //!   `create -f FILE|DIR|-`.
-//! - `get KIND[/NAME] [NAME…]` (also `KIND,KIND…` and `all`) with `-o yaml|json|name|wide`, `-l`,
+//! - `get KIND[/NAME] [NAME…]` (also `KIND,KIND…` and `all`) with
+//!   `-o yaml|json|name|wide|jsonpath=…` (a subset: paths, `[N]`, `[*]`,
+//!   `['key']`, `range`/`end`, quoted literals), `-l`,
 //!   `--field-selector`, `-n`, `-A`, `--show-labels`, `-w` (one kind, or
 //!   one object by name: list, then every change; resumes from the last
 //!   revision, relists on `Expired`); the default table has
@@ -34,7 +36,7 @@
 //!
 //! # Not built yet
 //!
-//! `-o jsonpath=`, `describe`, `completion`, other `create` forms,
+//! JSONPath filters/slices, `-o custom-columns`, `describe`, `completion`, other `create` forms,
 //! `label`/`annotate` with `-l`/`--all`, `explain --recursive`. `apply`
 //! replaces the whole object (no three-way merge with a last-applied annotation), so
 //! fields set by others (e.g. `spec.replicas` by an autoscaler) are reset.
@@ -51,6 +53,7 @@ pub mod error;
 pub mod explain;
 pub mod get;
 pub mod info;
+pub mod jsonpath;
 pub mod manifest;
 pub mod patch;
 pub mod table;

@@ -60,15 +60,16 @@ impl Printer<'_> {
     }
 
     fn object(&self, obj: &capstan_proto::Object) -> Result<(), Error> {
-        match self.format {
+        match &self.format {
             Format::Table { wide } => {
                 let now = time::OffsetDateTime::now_utc();
                 println!(
                     "{}",
-                    self.line(&row(self.info, obj, wide, self.args, false, now)?)
+                    self.line(&row(self.info, obj, *wide, self.args, false, now)?)
                 );
             }
             Format::Name => println!("{}", object_ref(obj)),
+            Format::JsonPath(template) => print!("{}", template.render(&to_value(obj)?)),
             Format::Json => println!(
                 "{}",
                 serde_json::to_string_pretty(&to_value(obj)?)

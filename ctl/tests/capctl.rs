@@ -503,6 +503,25 @@ async fn capctl_against_an_apiserver() {
         serde_json::from_str(&cluster.ok(&["get", "deploy/frontend", "-o", "json"])).unwrap();
     assert_eq!(deploy["spec"]["replicas"], 3);
     assert_eq!(deploy["metadata"]["annotations"]["note"], "hello world");
+    assert_eq!(
+        cluster.ok(&[
+            "get",
+            "deploy",
+            "frontend",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "3"
+    );
+    assert_eq!(
+        cluster.ok(&[
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}"
+        ]),
+        "db\nmyweb\nnginx-demo\n"
+    );
     let out = cluster.run(&["scale", "pod", "myweb", "--replicas=2"], None);
     assert_eq!(out.code, 64, "{}", out.stderr);
     let explain = cluster.ok(&["explain", "po.spec.containers"]);
