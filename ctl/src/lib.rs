@@ -27,6 +27,9 @@
 //! - `label` / `annotate KIND NAME KEY=VALUE… KEY-…` (`--overwrite` to
 //!   change a key), `scale KIND NAME --replicas=N` (kinds whose spec has
 //!   `replicas`, per the schema) — JSON merge patches.
+//! - `describe KIND [NAME…]|KIND/NAME|KIND -l SEL`: the object (metadata,
+//!   then each top-level section as YAML) and its Events — one generic
+//!   layout, no per-kind one.
 //! - `explain KIND[.field.path]`, from the API descriptors' comments.
 //! - `api-resources`, `version`, `cluster members [-o json]`.
 //!
@@ -36,10 +39,18 @@
 //!
 //! # Not built yet
 //!
-//! JSONPath filters/slices, `-o custom-columns`, `describe`, `completion`, other `create` forms,
-//! `label`/`annotate` with `-l`/`--all`, `explain --recursive`. `apply`
-//! replaces the whole object (no three-way merge with a last-applied annotation), so
-//! fields set by others (e.g. `spec.replicas` by an autoscaler) are reset.
+//! - `completion bash|zsh|fish` (needs `clap_complete`, not a workspace
+//!   dependency yet).
+//! - JSONPath filters (`?()`), slices and `..`; `-o custom-columns`;
+//!   `--sort-by`; `get -w --watch-only`.
+//! - `label`/`annotate` with `-l`/`--all`; `scale --current-replicas`;
+//!   `explain --recursive`; `delete --wait` (a pod bound to a node is only
+//!   marked for deletion, as reported).
+//! - `create` forms other than namespace, configmap and secret generic.
+//! - `apply` replaces the whole object (no three-way merge with a
+//!   last-applied annotation, no server-side apply), so fields set by
+//!   others (e.g. `spec.replicas` by an autoscaler) are reset to the
+//!   manifest's.
 
 use std::path::PathBuf;
 
@@ -48,6 +59,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod apply;
 pub mod create;
 pub mod delete;
+pub mod describe;
 pub mod dynamic;
 pub mod error;
 pub mod explain;
@@ -94,6 +106,8 @@ pub enum Command {
     Get(get::GetArgs),
     /// Delete objects.
     Delete(delete::DeleteArgs),
+    /// Show objects in detail, with their events.
+    Describe(describe::DescribeArgs),
     /// Add, change (--overwrite) or remove (KEY-) labels.
     Label(patch::MetaArgs),
     /// Add, change (--overwrite) or remove (KEY-) annotations.
@@ -213,6 +227,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Get(args) => {
             check_kinds(&args.args)?;
             get::get(&Context::connect(&cli)?, args).await
+        }
+        Command::Describe(args) => {
+            check_kinds(&args.args)?;
+            describe::describe(&Context::connect(&cli)?, args).await
         }
         Command::Delete(args) => {
             check_kinds(&args.args)?;

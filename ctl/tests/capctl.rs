@@ -527,6 +527,36 @@ async fn capctl_against_an_apiserver() {
     let explain = cluster.ok(&["explain", "po.spec.containers"]);
     assert!(explain.contains("image\t<string>"), "{explain}");
 
+    // describe: the object, then its events.
+    let event = "apiVersion: v1\nkind: Event\nmetadata: {name: myweb.1}\n\
+                 involvedObject: {kind: Pod, name: myweb, namespace: default}\n\
+                 reason: Scheduled\nmessage: assigned to node-1\ntype: Normal\n\
+                 source: {component: default-scheduler}\n";
+    let out = cluster.run(&["apply", "-f", "-"], Some(event));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let described = cluster.ok(&["describe", "pod", "myweb"]);
+    for want in [
+        "Name:         myweb",
+        "Namespace:    default",
+        "Spec:\n  containers:",
+        "Events:\n",
+    ] {
+        assert!(
+            described.contains(want),
+            "{want:?} missing in:\n{described}"
+        );
+    }
+    let last = described.lines().last().unwrap();
+    assert!(
+        last.contains("Normal")
+            && last.contains("Scheduled")
+            && last.contains("default-scheduler")
+            && last.contains("assigned to node-1"),
+        "{described}"
+    );
+    let other = cluster.ok(&["describe", "deploy/frontend"]);
+    assert!(other.contains("Events:       <none>"), "{other}");
+
     // get -w: the list, then each change as it happens.
     let watch = cluster.spawn(&["get", "configmaps", "-w", "-n", "default"]);
     let header: Vec<String> = watch
