@@ -32,6 +32,8 @@
 //!   layout, no per-kind one.
 //! - `explain KIND[.field.path]`, from the API descriptors' comments.
 //! - `api-resources`, `version`, `cluster members [-o json]`.
+//! - `completion bash|zsh|fish`, written from the clap definition and the
+//!   served kinds (object names are completed from the cluster).
 //!
 //! Usage errors exit 64, every other failure 1; API errors print
 //! `Error from server (Reason): message` and one line per field cause; an
@@ -39,8 +41,6 @@
 //!
 //! # Not built yet
 //!
-//! - `completion bash|zsh|fish` (needs `clap_complete`, not a workspace
-//!   dependency yet).
 //! - JSONPath filters (`?()`), slices and `..`; `-o custom-columns`;
 //!   `--sort-by`; `get -w --watch-only`.
 //! - `label`/`annotate` with `-l`/`--all`; `scale --current-replicas`;
@@ -57,6 +57,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub mod apply;
+pub mod completion;
 pub mod create;
 pub mod delete;
 pub mod describe;
@@ -120,6 +121,12 @@ pub enum Command {
     ApiResources(info::ApiResourcesArgs),
     /// Print the client version (and the identity the server sees).
     Version,
+    /// Print a shell completion script (bash, zsh, fish).
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: completion::Shell,
+    },
     /// The apiserver replicas.
     Cluster {
         /// What to show.
@@ -215,6 +222,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::ApiResources(args) => info::api_resources(args),
         Command::Version => info::version(&cli).await,
         Command::Explain(args) => explain::explain(args),
+        Command::Completion { shell } => completion::completion(*shell),
         Command::Label(args) => {
             patch::label_or_annotate(&Context::connect(&cli)?, args, "labels").await
         }

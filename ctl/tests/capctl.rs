@@ -617,6 +617,18 @@ async fn capctl_against_an_apiserver() {
     assert_eq!(list[0]["role"], "leader");
     assert_eq!(list[0]["healthy"], true);
 
+    // completion: a bash script bash accepts, completing kinds.
+    let script = cluster.dir.path().join("capctl.bash");
+    std::fs::write(&script, cluster.ok(&["completion", "bash"])).unwrap();
+    let completed = Command::new("bash")
+        .arg("-c")
+        .arg("source \"$1\" && COMP_WORDS=(capctl get deploym) && COMP_CWORD=2 && _capctl && echo \"${COMPREPLY[@]}\"")
+        .arg("bash")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&completed.stdout), "deployments\n");
+
     // api-resources and version.
     let resources = cluster.ok(&["api-resources"]);
     assert!(
