@@ -96,14 +96,36 @@ pub struct MembersArgs {
     pub output: OutputArgs,
 }
 
-/// Prints every replica: ID, ROLE, CLIENT, PEER, TERM, COMMIT, APPLIED, HEALTHY.
+/// Prints every replica: ID, ROLE, CLIENT, PEER, TERM, COMMIT, APPLIED,
+/// HEALTHY — as the leader sees them when it can be reached (a follower
+/// that answers first knows only its own figures), else as the answering
+/// replica does.
 pub async fn members(ctx: &Context, args: &MembersArgs) -> Result<(), Error> {
-    let resp = ctx
-        .client
-        .call(CallKind::Read, |ch| async move {
-            ClusterClient::new(ch).members(MembersRequest {}).await
-        })
-        .await?;
+    let ask = |client: capstan_client::Client| async move {
+        client
+            .call(CallKind::Read, |ch| async move {
+                ClusterClient::new(ch).members(MembersRequest {}).await
+            })
+            .await
+    };
+    let mut resp = ask(ctx.client.clone()).await?;
+    // A follower knows only its own figures; ask the leader for everyone's.
+    if resp.leader != 0 && resp.answered_by != resp.leader {
+        let leader = resp
+            .members
+            .iter()
+            .find(|m| m.id == resp.leader)
+            .map(|m| m.client_address.clone());
+        if let Some(addr) = leader {
+            let mut conn = ctx.connection.clone();
+            conn.servers = vec![addr];
+            if let Ok(client) = capstan_client::Client::from_connection(&conn)
+                && let Ok(from_leader) = ask(client).await
+            {
+                resp = from_leader;
+            }
+        }
+    }
     match args.output.output.as_deref() {
         Some("json") => {
             let members: Vec<_> = resp

@@ -159,14 +159,16 @@ pub struct Context {
     pub namespace: String,
     /// Whether `-n` was given explicitly.
     pub explicit_namespace: bool,
+    /// The resolved kubeconfig context (to reach one replica directly).
+    pub connection: capstan_client::kubeconfig::Connection,
 }
 
 impl Context {
     fn connect(cli: &Cli) -> Result<Self, Error> {
-        let client = capstan_client::Client::from_kubeconfig(
-            cli.kubeconfig.as_deref(),
-            cli.context.as_deref(),
-        )?;
+        let connection = capstan_client::Kubeconfig::load(cli.kubeconfig.as_deref())
+            .and_then(|k| k.connection(cli.context.as_deref()))
+            .map_err(|e| capstan_client::Error::Config(e.to_string()))?;
+        let client = capstan_client::Client::from_connection(&connection)?;
         let namespace = cli
             .namespace
             .clone()
@@ -175,6 +177,7 @@ impl Context {
             client,
             namespace,
             explicit_namespace: cli.namespace.is_some(),
+            connection,
         })
     }
 }
