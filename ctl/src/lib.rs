@@ -36,8 +36,11 @@
 //!   served kinds (object names are completed from the cluster).
 //!
 //! Usage errors exit 64, every other failure 1; API errors print
-//! `Error from server (Reason): message` and one line per field cause; an
-//! invalid manifest prints every field error with its path.
+//! `Error from server (Reason): message` plus one line per field cause
+//! the message does not already state; an invalid manifest prints every
+//! field error with its path and nothing is sent. Once sending starts, a
+//! document the server refuses is reported and the others still go
+//! (kubectl's behaviour); the exit status is then 1.
 //!
 //! # Not built yet
 //!
