@@ -421,6 +421,19 @@ async fn status_subresource_generation_and_patch() {
     assert_eq!(p.metadata.as_ref().unwrap().generation, Some(1));
     assert_eq!(p.status.as_ref().unwrap().phase, "Pending");
 
+    // Replacing the pod with what was sent at create (defaults omitted, as
+    // a manifest omits them) is a no-op: same resourceVersion, generation 1.
+    let mut same = pod("web", "");
+    same.metadata.as_mut().unwrap().resource_version.clear();
+    same.metadata.as_mut().unwrap().namespace = "default".into();
+    let unchanged = c.update(&same).await.unwrap();
+    assert_eq!(
+        unchanged.metadata.as_ref().unwrap().resource_version,
+        p.metadata.as_ref().unwrap().resource_version,
+        "an identical replacement writes nothing"
+    );
+    assert_eq!(unchanged.metadata.as_ref().unwrap().generation, Some(1));
+
     // Status written through update is ignored.
     let mut with_status = p.clone();
     with_status.status = Some(PodStatus {

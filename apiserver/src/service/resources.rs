@@ -316,12 +316,15 @@ impl<T: PeerTransport> ResourceService<T> {
                 ));
             }
             carry_over_metadata(&mut new, &existing);
+            // Defaults first, so a replacement identical to the stored
+            // object (which was defaulted when written) is a no-op and does
+            // not bump the generation.
+            validation::defaults(&mut new);
             if status {
                 strategy::prepare_status_update(&mut new, &existing);
             } else {
                 strategy::prepare_update(&mut new, &existing);
             }
-            validation::defaults(&mut new);
             let mut errors = validation::validate(&new);
             errors.extend(validation::validate_update(&new, &existing));
             if !errors.is_empty() {
