@@ -1,7 +1,13 @@
 //! `capstan up` end to end: start a 3-replica cluster, use it with the
-//! credentials from `admin.kubeconfig`, kill one apiserver (the others keep
-//! serving), stop with SIGINT (no process left behind), start again on the
+//! credentials from `admin.kubeconfig` (a gRPC client and `capctl apply` /
+//! `capctl get`), kill one apiserver (the others keep serving, capctl keeps
+//! working), stop with SIGINT (no process left behind), start again on the
 //! same directory (the data is still there).
+//!
+//! `capctl` is found next to this test's binary (cargo builds it for the
+//! `capstan-ctl` package's own tests in the same workspace run) or at
+//! `$CAPCTL_BIN`; the capctl steps are skipped with a message when it is
+//! not built (`cargo test -p capstan` alone).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -159,6 +165,41 @@ fn from_kubeconfig(path: &Path) -> (Vec<String>, std::sync::Arc<rustls::ClientCo
     (servers, tls)
 }
 
+/// The `capctl` binary, if built.
+fn capctl() -> Option<std::path::PathBuf> {
+    if let Some(bin) = std::env::var_os("CAPCTL_BIN") {
+        return Some(bin.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("capctl");
+    bin.exists().then_some(bin)
+}
+
+/// Runs capctl with `kubeconfig`; (exit code, stdout + stderr).
+fn run_capctl(bin: &Path, kubeconfig: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(bin)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    let base = std::env::var_os("CAPSTAN_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
+    let nested = base.join("manifests");
+    let base = if nested.is_dir() { nested } else { base };
+    base.join("valid").join(name)
+}
+
 fn cm_ref() -> Option<ResourceRef> {
     Some(ResourceRef {
         group: ConfigMap::INFO.group.into(),
@@ -198,12 +239,36 @@ async fn up_serves_survives_a_killed_apiserver_stops_cleanly_and_restarts() {
         .await
         .unwrap();
 
+    let kubeconfig = dir.path().join("admin.kubeconfig");
+    let capctl = capctl();
+    if let Some(bin) = &capctl {
+        let (code, out) = run_capctl(
+            bin,
+            &kubeconfig,
+            &["apply", "-f", fixture("nginx-pod.yaml").to_str().unwrap()],
+        );
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("created"), "{out}");
+    } else {
+        eprintln!(
+            "capctl not built: skipping the capctl steps (build capstan-ctl or set CAPCTL_BIN)"
+        );
+    }
+
     // Kill replica 1; the cluster keeps serving through the others.
     let pid = std::fs::read_to_string(dir.path().join("run/apiserver-1.pid")).unwrap();
     Command::new("kill")
         .args(["-KILL", pid.trim()])
         .status()
         .unwrap();
+    if let Some(bin) = &capctl {
+        // capctl fails over past the dead first replica.
+        let (code, out) = run_capctl(bin, &kubeconfig, &["get", "pods", "-o", "name"]);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("pod/nginx-demo"), "{out}");
+        let (code, out) = run_capctl(bin, &kubeconfig, &["create", "namespace", "after-kill"]);
+        assert_eq!(code, Some(0), "{out}");
+    }
     let mut second =
         ResourcesClient::new(capstan_pki::net::channel(&servers[1], tls.clone()).unwrap());
     let deadline = Instant::now() + Duration::from_secs(30);
