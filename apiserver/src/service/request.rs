@@ -5,12 +5,44 @@ use std::time::Instant;
 
 use capstan_proto::KindInfo;
 use capstan_proto::Object;
+use capstan_proto::labels::Selector;
 use capstan_proto::rpc::ResourceRef;
 
 use super::Api;
 use super::errors::ApiError;
 use crate::audit::Record;
 use crate::auth::{Attributes, Decision, User, Verb};
+use crate::registry::fields::FieldSelector;
+
+/// A request's label and field selectors, parsed for its kind.
+pub struct Filter {
+    /// The label selector.
+    pub labels: Selector,
+    /// The field selector.
+    pub fields: FieldSelector,
+}
+
+impl Filter {
+    /// Parses both selectors; a malformed one is a `BadRequest` naming it.
+    pub fn parse(info: &KindInfo, labels: &str, fields: &str) -> Result<Self, ApiError> {
+        let labels_parsed = Selector::parse(labels)
+            .map_err(|e| ApiError::bad_request(format!("labelSelector {labels:?}: {e}")))?;
+        let fields = FieldSelector::parse(info, fields)
+            .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))?;
+        Ok(Self {
+            labels: labels_parsed,
+            fields,
+        })
+    }
+
+    /// Whether `obj` satisfies both selectors.
+    pub fn matches(&self, obj: &Object) -> bool {
+        let empty = Default::default();
+        self.labels
+            .matches(obj.metadata().map_or(&empty, |m| &m.labels))
+            && self.fields.matches(obj)
+    }
+}
 
 /// Resolves a request's resource to a served kind.
 pub fn resolve(resource: Option<&ResourceRef>) -> Result<&'static KindInfo, ApiError> {

@@ -14,7 +14,6 @@
 
 use std::sync::Arc;
 
-use capstan_proto::labels::Selector;
 use capstan_proto::rpc::resources_server::Resources;
 use capstan_proto::rpc::{
     CreateRequest, DeleteCollectionRequest, DeleteCollectionResponse, DeleteRequest,
@@ -29,9 +28,8 @@ use tonic::{Request, Response, Status};
 
 use super::Api;
 use super::errors::ApiError;
-use super::request::{Call, resolve};
+use super::request::{Call, Filter, resolve};
 use crate::auth::Verb;
-use crate::registry::fields::FieldSelector;
 use crate::registry::{strategy, validation};
 use crate::store::StoreError;
 
@@ -118,23 +116,6 @@ fn random_suffix() -> String {
         .take(5)
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
         .collect()
-}
-
-fn parse_selectors(
-    info: &KindInfo,
-    labels: &str,
-    fields: &str,
-) -> Result<(Selector, FieldSelector), ApiError> {
-    let labels = Selector::parse(labels)
-        .map_err(|e| ApiError::bad_request(format!("labelSelector {labels:?}: {e}")))?;
-    let fields = FieldSelector::parse(info, fields)
-        .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))?;
-    Ok((labels, fields))
-}
-
-fn matches(obj: &Object, labels: &Selector, fields: &FieldSelector) -> bool {
-    let empty = Default::default();
-    labels.matches(obj.metadata().map_or(&empty, |m| &m.labels)) && fields.matches(obj)
 }
 
 impl<T: PeerTransport> ResourceService<T> {
@@ -248,8 +229,8 @@ impl<T: PeerTransport> ResourceService<T> {
         } else {
             String::new()
         };
-        let (labels, fields) = parse_selectors(info, &r.label_selector, &r.field_selector)?;
-        call.authorize(&self.api, &fields.exact(), None, None)?;
+        let filter = Filter::parse(info, &r.label_selector, &r.field_selector)?;
+        call.authorize(&self.api, &filter.fields.exact(), None, None)?;
         if r.limit < 0 {
             return Err(ApiError::bad_request("limit: must not be negative"));
         }
@@ -263,7 +244,7 @@ impl<T: PeerTransport> ResourceService<T> {
                 r.limit as usize,
                 Some(&r.r#continue),
                 consistency(r.allow_stale),
-                |o| matches(o, &labels, &fields),
+                |o| filter.matches(o),
             )
             .await
             .map_err(|e| ApiError::from_store(e, info, ""))?;
@@ -570,14 +551,14 @@ impl<T: PeerTransport> ResourceService<T> {
         } else {
             String::new()
         };
-        let (labels, fields) = parse_selectors(info, &r.label_selector, &r.field_selector)?;
-        call.authorize(&self.api, &fields.exact(), None, None)?;
+        let filter = Filter::parse(info, &r.label_selector, &r.field_selector)?;
+        call.authorize(&self.api, &filter.fields.exact(), None, None)?;
         let namespace = (!call.namespace.is_empty()).then_some(call.namespace.as_str());
         let page = self
             .api
             .store
             .list(info, namespace, 0, None, Consistency::Linearizable, |o| {
-                matches(o, &labels, &fields)
+                filter.matches(o)
             })
             .await
             .map_err(|e| ApiError::from_store(e, info, ""))?;

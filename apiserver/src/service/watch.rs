@@ -19,7 +19,6 @@
 
 use std::sync::Arc;
 
-use capstan_proto::labels::Selector;
 use capstan_proto::rpc::{EventType, WatchEvent, WatchRequest};
 use capstan_proto::{KindInfo, Object};
 use capstan_raftstore::node::Consistency;
@@ -30,8 +29,7 @@ use tonic::Status;
 
 use super::Api;
 use super::errors::ApiError;
-use super::request::Call;
-use crate::registry::fields::FieldSelector;
+use super::request::{Call, Filter};
 use crate::store::{self, StoreError};
 
 /// Events buffered per watch before the client counts as too slow.
@@ -40,21 +38,6 @@ const QUEUE: usize = 1024;
 /// The stream handed to tonic.
 pub type EventStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<WatchEvent, Status>> + Send + 'static>>;
-
-struct Filter {
-    info: &'static KindInfo,
-    labels: Selector,
-    fields: FieldSelector,
-}
-
-impl Filter {
-    fn matches(&self, obj: &Object) -> bool {
-        let empty = Default::default();
-        self.labels
-            .matches(obj.metadata().map_or(&empty, |m| &m.labels))
-            && self.fields.matches(obj)
-    }
-}
 
 /// Authorizes and starts a watch.
 pub async fn start<T: PeerTransport>(
@@ -68,16 +51,8 @@ pub async fn start<T: PeerTransport>(
     } else {
         String::new()
     };
-    let labels = Selector::parse(&r.label_selector)
-        .map_err(|e| ApiError::bad_request(format!("labelSelector {:?}: {e}", r.label_selector)))?;
-    let fields = FieldSelector::parse(info, &r.field_selector)
-        .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))?;
-    call.authorize(api, &fields.exact(), None, None)?;
-    let filter = Filter {
-        info,
-        labels,
-        fields,
-    };
+    let filter = Filter::parse(info, &r.label_selector, &r.field_selector)?;
+    call.authorize(api, &filter.fields.exact(), None, None)?;
     let namespace = (!call.namespace.is_empty()).then_some(call.namespace.as_str());
     let prefix = bytes::Bytes::from(store::prefix(info, namespace));
 
@@ -115,7 +90,7 @@ pub async fn start<T: PeerTransport>(
     tokio::spawn(async move {
         let run = async {
             if send_initial(&tx, initial).await {
-                serve(stream, filter, tx, bookmarks, from.saturating_sub(1)).await;
+                serve(stream, info, filter, tx, bookmarks, from.saturating_sub(1)).await;
             }
         };
         tokio::select! {
@@ -151,6 +126,7 @@ async fn send_initial(tx: &mpsc::Sender<Result<WatchEvent, Status>>, initial: Ve
 /// or the store watch ends.
 async fn serve(
     mut stream: WatchStream,
+    info: &'static KindInfo,
     filter: Filter,
     tx: mpsc::Sender<Result<WatchEvent, Status>>,
     bookmarks: Option<std::time::Duration>,
@@ -180,7 +156,7 @@ async fn serve(
         match next {
             None => return,
             Some(Ok(revision)) => {
-                let events = events(&filter, &revision);
+                let events = events(info, &filter, &revision);
                 if !events.is_empty() {
                     last_sent = last_sent.max(revision.revision);
                 }
@@ -211,11 +187,15 @@ async fn serve(
 }
 
 /// The client events of one store revision, after filtering.
-fn events(filter: &Filter, revision: &RevisionEvents) -> Vec<Result<WatchEvent, Status>> {
+fn events(
+    info: &'static KindInfo,
+    filter: &Filter,
+    revision: &RevisionEvents,
+) -> Vec<Result<WatchEvent, Status>> {
     let mut out = Vec::new();
     let rv = revision.revision.to_string();
     for event in &revision.events {
-        let decode = |kv| store::decode(filter.info, kv);
+        let decode = |kv| store::decode(info, kv);
         let prev = match event.prev_kv.as_ref().map(decode).transpose() {
             Ok(p) => p.filter(|p| filter.matches(p)),
             Err(e) => {
