@@ -14,14 +14,13 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::command::{CommandResult, Op, Txn};
+use crate::command::{CommandResult, Txn};
+use crate::proposer::{MAX_BATCH_BYTES, size};
 use crate::transport::{ForwardError, PeerRequest, PeerResponse, PeerTransport};
 use crate::types::{Member, NodeId};
 
 /// Most transactions in one forwarded batch.
 const MAX_BATCH: usize = 256;
-/// Stop adding to a batch once its keys and values exceed this many bytes.
-const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// What became of one forwarded transaction.
 #[derive(Debug)]
@@ -76,14 +75,6 @@ impl Forwarder {
             result: Err("the forwarding task stopped".into()),
         })
     }
-}
-
-fn size(txn: &Txn) -> usize {
-    let ops = txn.success.iter().chain(&txn.failure).map(|op| match op {
-        Op::Put { key, value } => key.len() + value.len(),
-        Op::Delete { key } => key.len(),
-    });
-    txn.compares.iter().map(|c| c.key.len()).chain(ops).sum()
 }
 
 async fn run<T: PeerTransport>(

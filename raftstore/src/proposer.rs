@@ -16,8 +16,9 @@ use crate::types::Raft;
 
 /// Most transactions in one batch.
 const MAX_BATCH: usize = 512;
-/// Stop adding to a batch once its keys and values exceed this many bytes.
-const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Stop adding to a batch once its keys and values exceed this many bytes
+/// (also the forwarder's bound).
+pub(crate) const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// A transaction applied on the leader: its log index and result.
 #[derive(Debug)]
@@ -57,7 +58,8 @@ impl Proposer {
     }
 }
 
-fn size(txn: &Txn) -> usize {
+/// Bytes of keys and values a transaction carries (what batches are bounded by).
+pub(crate) fn size(txn: &Txn) -> usize {
     let ops = txn.success.iter().chain(&txn.failure).map(|op| match op {
         Op::Put { key, value } => key.len() + value.len(),
         Op::Delete { key } => key.len(),
