@@ -40,6 +40,15 @@ impl<T> ClusterService<T> {
     pub fn new(api: Arc<Api<T>>) -> Self {
         Self { api }
     }
+
+    /// The authenticated caller of `request`.
+    fn caller<R>(&self, request: &Request<R>) -> Result<User, Status> {
+        Ok(self
+            .api
+            .authenticator
+            .authenticate(request)
+            .map_err(ApiError::unauthorized)?)
+    }
 }
 
 /// The Raft figures of `replica` for `/metrics` and `Members`.
@@ -164,10 +173,7 @@ impl<T: PeerTransport> Cluster for ClusterService<T> {
         &self,
         request: Request<MembersRequest>,
     ) -> Result<Response<MembersResponse>, Status> {
-        self.api
-            .authenticator
-            .authenticate(&request)
-            .map_err(ApiError::unauthorized)?;
+        self.caller(&request)?;
         Ok(Response::new(members(self.api.store.replica())))
     }
 
@@ -175,11 +181,7 @@ impl<T: PeerTransport> Cluster for ClusterService<T> {
         &self,
         request: Request<AddMemberRequest>,
     ) -> Result<Response<MembersResponse>, Status> {
-        let user = self
-            .api
-            .authenticator
-            .authenticate(&request)
-            .map_err(ApiError::unauthorized)?;
+        let user = self.caller(&request)?;
         require_master(&user)?;
         let r = request.into_inner();
         if r.id == 0 || r.client_address.is_empty() || r.peer_address.is_empty() {
@@ -211,11 +213,7 @@ impl<T: PeerTransport> Cluster for ClusterService<T> {
         &self,
         request: Request<RemoveMemberRequest>,
     ) -> Result<Response<MembersResponse>, Status> {
-        let user = self
-            .api
-            .authenticator
-            .authenticate(&request)
-            .map_err(ApiError::unauthorized)?;
+        let user = self.caller(&request)?;
         require_master(&user)?;
         let replica = self.api.store.replica();
         replica
@@ -229,11 +227,7 @@ impl<T: PeerTransport> Cluster for ClusterService<T> {
         &self,
         request: Request<WhoAmIRequest>,
     ) -> Result<Response<WhoAmIResponse>, Status> {
-        let user = self
-            .api
-            .authenticator
-            .authenticate(&request)
-            .map_err(ApiError::unauthorized)?;
+        let user = self.caller(&request)?;
         Ok(Response::new(WhoAmIResponse {
             user: user.name,
             groups: user.groups,
