@@ -1,9 +1,8 @@
 //! The one Capstan binary, installed on every machine.
 //!
-//! Built so far: `capstan pki init`, `capstan apiserver --config FILE` and
-//! `capstan up` (apiservers only). The other daemons (`scheduler`,
-//! `controller-manager`, `kubelet`, `proxy`) are not built yet (issues 5–6). A usage error or an invalid
-//! configuration exits with status 64 (EX_USAGE).
+//! `capstan pki init`, `capstan apiserver|scheduler|controller-manager|kubelet
+//! --config FILE` and `capstan up`. The `proxy` is not built yet (issue 6).
+//! A usage error or an invalid configuration exits with status 64 (EX_USAGE).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +44,24 @@ enum Command {
     /// Run one apiserver replica (client API and Raft peer port).
     Apiserver {
         /// The replica's configuration file (YAML; see deploy/).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the scheduler (leader-elected; several may run).
+    Scheduler {
+        /// The scheduler's configuration file (YAML; see deploy/).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the controller-manager (leader-elected; several may run).
+    ControllerManager {
+        /// The controller-manager's configuration file (YAML; see deploy/).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run a node's kubelet.
+    Kubelet {
+        /// The kubelet's configuration file (YAML; see deploy/).
         #[arg(long)]
         config: PathBuf,
     },
@@ -108,6 +125,21 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Apiserver { config } => apiserver(&config),
+        Command::Scheduler { config } => daemon(
+            "scheduler",
+            capstan_scheduler::Config::load(&config),
+            capstan_scheduler::run,
+        ),
+        Command::ControllerManager { config } => daemon(
+            "controller-manager",
+            capstan_controller_manager::Config::load(&config),
+            capstan_controller_manager::run,
+        ),
+        Command::Kubelet { config } => daemon(
+            "kubelet",
+            capstan_kubelet::Config::load(&config),
+            capstan_kubelet::run,
+        ),
         Command::Up {
             data_dir,
             replicas,
@@ -184,6 +216,44 @@ fn apiserver(path: &std::path::Path) -> ExitCode {
         }
     }
 }
+
+/// `capstan NAME --config FILE` for a daemon other than the apiserver: a
+/// bad configuration exits 64, a failure 1; runs until SIGINT or SIGTERM.
+fn daemon<C, E, F, Fut>(name: &str, config: Result<C, E>, run: F) -> ExitCode
+where
+    E: std::fmt::Display,
+    F: FnOnce(C, ShutdownSignal) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    init_tracing();
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("capstan {name}: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("capstan {name}: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, Box::pin(shutdown_signal()))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("capstan {name}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// [`shutdown_signal`] as a nameable type.
+type ShutdownSignal = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Completes on the first SIGINT or SIGTERM.
 async fn shutdown_signal() {

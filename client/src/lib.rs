@@ -20,6 +20,8 @@
 //!   per-key exponential back-off and delayed requeue, workers with a
 //!   bounded number of concurrent reconciles, and the glue from a watcher
 //!   to the queue.
+//! - [`events`]: [`events::Recorder`], Events about objects, written in the
+//!   background and aggregated on repeats as Kubernetes does.
 //! - [`leader`]: leader election through a Lease (acquire, renew, step
 //!   down after the renew deadline, release on shutdown, takeover after
 //!   expiry judged on the observer's own clock).
@@ -51,6 +53,7 @@
 pub mod api;
 pub mod connection;
 pub mod error;
+pub mod events;
 pub mod kubeconfig;
 pub mod leader;
 pub mod runtime;

@@ -1,6 +1,7 @@
-//! The client API gRPC services, generated from `rpc/resource.proto`:
+//! The gRPC services, generated from `rpc/resource.proto`:
 //! `Resources` (one generic service for every kind: objects travel encoded
-//! as their kind's message) and `Cluster` (replicas and identity).
+//! as their kind's message), `Cluster` (replicas and identity), `Pods`
+//! (bindings in batches, logs) and `Kubelet` (served by each node).
 //!
 //! Errors are gRPC statuses whose details hold an encoded [`ApiStatus`];
 //! [`api_status`] reads it back.

@@ -1,0 +1,16 @@
+//! Capstan's scheduler: filters and scores nodes for unbound pods from an in-memory snapshot kept by informers, and commits bindings in batches.
+//!
+//! Being built (issue 5): this crate is a skeleton; [`run`] fails at once.
+
+mod config;
+
+pub use config::{Config, ConfigError};
+
+/// Runs until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let _ = (config, shutdown);
+    anyhow::bail!("not built yet (issue 5)")
+}
