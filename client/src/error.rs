@@ -147,6 +147,17 @@ impl Error {
         }
     }
 
+    /// The error an [`capstan_proto::rpc::ApiStatus`] describes (one item
+    /// of a batch answer).
+    pub fn from_api_status(status: capstan_proto::rpc::ApiStatus) -> Self {
+        let details = prost::Message::encode_to_vec(&status);
+        Self::from_status(&tonic::Status::with_details(
+            Code::Unknown,
+            status.message,
+            details.into(),
+        ))
+    }
+
     /// Whether this is `NotFound`.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })

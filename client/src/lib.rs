@@ -22,6 +22,8 @@
 //!   to the queue.
 //! - [`events`]: [`events::Recorder`], Events about objects, written in the
 //!   background and aggregated on repeats as Kubernetes does.
+//! - [`pods`]: [`pods::bind`] (many bindings in one call, for the
+//!   scheduler) and [`pods::logs`] (a container's log through the apiserver).
 //! - [`leader`]: leader election through a Lease (acquire, renew, step
 //!   down after the renew deadline, release on shutdown, takeover after
 //!   expiry judged on the observer's own clock).
@@ -56,6 +58,7 @@ pub mod error;
 pub mod events;
 pub mod kubeconfig;
 pub mod leader;
+pub mod pods;
 pub mod runtime;
 pub mod watcher;
 

@@ -3,6 +3,7 @@
 //! Being built (issue 5): this crate is a skeleton; [`run`] fails at once.
 
 mod config;
+pub mod runtime;
 
 pub use config::{Config, ConfigError};
 
