@@ -29,6 +29,8 @@ pub mod registry;
 pub mod server;
 pub mod service;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::Config;
 pub use server::run;
