@@ -24,6 +24,7 @@ use capstan_proto::Object;
 use capstan_proto::api::core::v1::Namespace;
 use capstan_proto::api::meta::v1::ObjectMeta;
 use capstan_proto::rpc::cluster_server::ClusterServer;
+use capstan_proto::rpc::pods_server::PodsServer;
 use capstan_proto::rpc::resources_server::ResourcesServer;
 use capstan_raftstore::grpc::GrpcTransport;
 use capstan_raftstore::node::Replica;
@@ -40,6 +41,7 @@ use crate::ops::{self, Ops};
 use crate::registry::strategy;
 use crate::service::Api;
 use crate::service::cluster::ClusterService;
+use crate::service::pods::PodsService;
 use crate::service::resources::ResourceService;
 use crate::store::{self, StoreError};
 
@@ -145,7 +147,12 @@ pub async fn run(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let cluster = ClusterServer::new(ClusterService::new(Arc::clone(&api)));
-    let routes = tonic::service::Routes::new(resources).add_service(cluster);
+    let pods = PodsServer::new(PodsService::new(Arc::clone(&api), peer.client_config()?))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let routes = tonic::service::Routes::new(resources)
+        .add_service(cluster)
+        .add_service(pods);
     let router = ops::routes(
         routes.into_axum_router(),
         Arc::new(Ops {

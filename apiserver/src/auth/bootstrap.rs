@@ -22,9 +22,10 @@
 //!   with Kubernetes's verbs for each role: `view` reads everything but
 //!   Secrets, `edit` also writes workloads, Secrets and ConfigMaps, `admin`
 //!   also manages Roles and RoleBindings in the namespace.
-//! - Capstan has no `pods/binding` subresource: the scheduler binds a pod
-//!   by updating or patching it, so it gets update/patch on `pods` and
-//!   `pods/status` instead of create on `pods/binding`.
+//! - The scheduler binds through `Pods.Bind` (create on `pods/binding`,
+//!   many bindings per call), sets `PodScheduled=False` through
+//!   `pods/status`, and may delete pods (preemption), as Kubernetes's
+//!   `system:kube-scheduler` role.
 //! - The scheduler's leader-election Lease is granted by the Role
 //!   `system::leader-locking-kube-scheduler` in `kube-system` (get, create,
 //!   update leases), so its Lease rights stop at that namespace. The
@@ -320,8 +321,12 @@ fn scheduler() -> Vec<PolicyRule> {
             ],
         ),
         rule(READ, &["apps"], &["replicasets", "statefulsets"]),
-        // Binding is an update of the pod's spec.nodeName.
-        rule(&["update", "patch"], &[""], &["pods", "pods/status"]),
+        // Binding through the Pods.Bind RPC; the PodScheduled=False
+        // condition of an unschedulable pod through its status; delete for
+        // preemption.
+        rule(&["create"], &[""], &["pods/binding"]),
+        rule(&["update", "patch"], &[""], &["pods/status"]),
+        rule(&["delete"], &[""], &["pods"]),
         rule(EVENT_WRITE, &[""], &["events"]),
     ]
 }
@@ -551,7 +556,11 @@ mod tests {
                 );
             }
         }
-        assert!(can(&a, &s, Verb::Update, "", "pods", "a"));
+        assert!(can(&a, &s, Verb::Create, "", "pods/binding", "a"));
+        assert!(
+            !can(&a, &s, Verb::Update, "", "pods", "a"),
+            "binds, never edits pods"
+        );
         assert!(can(&a, &s, Verb::Patch, "", "pods/status", "a"));
         assert!(can(&a, &s, Verb::Create, "", "events", "a"));
         for verb in [Verb::Get, Verb::Create, Verb::Update] {

@@ -6,6 +6,8 @@
 //! - [`watch`]: the `Watch` stream: history from a resourceVersion, label
 //!   and field filters, bookmarks, `Expired` when compacted.
 //! - [`cluster`]: the `Cluster` service: members, membership changes, whoami.
+//! - [`pods`]: the `Pods` service: batched bindings and logs relayed
+//!   from the pod's kubelet.
 //! - [`errors`]: [`ApiError`](errors::ApiError), the Kubernetes-style status
 //!   every failure is reported with.
 //! - [`request`]: what every call shares: resolving the kind, authorizing,
@@ -13,6 +15,7 @@
 
 pub mod cluster;
 pub mod errors;
+pub mod pods;
 pub mod request;
 pub mod resources;
 pub mod watch;

@@ -128,6 +128,16 @@ impl Call {
         api: &Api<T>,
         result: Result<R, ApiError>,
     ) -> Result<R, tonic::Status> {
+        self.finish_keeping_error(api, result).map_err(Into::into)
+    }
+
+    /// As [`Call::finish`], but keeps the [`ApiError`] (one item of a
+    /// batch answer).
+    pub fn finish_keeping_error<T, R>(
+        self,
+        api: &Api<T>,
+        result: Result<R, ApiError>,
+    ) -> Result<R, ApiError> {
         let code = match &result {
             Ok(_) if self.verb == Verb::Create => 201,
             Ok(_) => 200,
@@ -159,6 +169,6 @@ impl Call {
                     .unwrap_or_default(),
             });
         }
-        result.map_err(Into::into)
+        result
     }
 }

@@ -1,0 +1,367 @@
+//! The `Pods` service against an in-process replica: batched bindings
+//! (authorization per binding, Conflict on a bound pod or a wrong uid,
+//! the PodScheduled condition) and logs relayed from a kubelet — here a
+//! fake kubelet on loopback that checks the apiserver authenticates with
+//! its peer certificate.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use capstan_apiserver::testing::TestServer;
+use capstan_pki::bootstrap::PEER_GROUP;
+use capstan_pki::{CertificateAuthority, TlsPaths, Usage};
+use capstan_proto::Resource;
+use capstan_proto::api::core::v1::{
+    Container, DaemonEndpoint, Node, NodeAddress, NodeDaemonEndpoints, NodeStatus, Pod, PodSpec,
+};
+use capstan_proto::api::meta::v1::ObjectMeta;
+use capstan_proto::rpc::kubelet_server::{Kubelet, KubeletServer};
+use capstan_proto::rpc::pods_client::PodsClient;
+use capstan_proto::rpc::resources_client::ResourcesClient;
+use capstan_proto::rpc::{
+    BindRequest, Binding, CreateRequest, GetRequest, LogChunk, LogsRequest, ResourceRef,
+    UpdateRequest,
+};
+use futures::StreamExt;
+use prost::Message as _;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+fn rref<R: Resource>() -> Option<ResourceRef> {
+    Some(ResourceRef {
+        group: R::INFO.group.into(),
+        version: R::INFO.version.into(),
+        resource: R::INFO.plural.into(),
+    })
+}
+
+/// A channel to the server as the identity in `kubeconfig`'s certificate
+/// files (`pki/<file>.crt`).
+fn channel(server: &TestServer, file: &str) -> Channel {
+    let tls = TlsPaths {
+        ca: server.pki_dir().join("ca.crt"),
+        cert: server.pki_dir().join(format!("{file}.crt")),
+        key: server.pki_dir().join(format!("{file}.key")),
+    }
+    .load()
+    .unwrap()
+    .client_config()
+    .unwrap();
+    capstan_pki::net::channel(&server.address(), tls).unwrap()
+}
+
+async fn create<R: Resource>(c: &mut ResourcesClient<Channel>, ns: &str, obj: &R) -> R {
+    let r = c
+        .create(CreateRequest {
+            resource: rref::<R>(),
+            namespace: ns.into(),
+            object: obj.encode_to_vec(),
+            dry_run: false,
+        })
+        .await
+        .unwrap();
+    R::decode(r.into_inner().object.as_slice()).unwrap()
+}
+
+async fn get<R: Resource>(c: &mut ResourcesClient<Channel>, ns: &str, name: &str) -> R {
+    let r = c
+        .get(GetRequest {
+            resource: rref::<R>(),
+            namespace: ns.into(),
+            name: name.into(),
+            allow_stale: false,
+        })
+        .await
+        .unwrap();
+    R::decode(r.into_inner().object.as_slice()).unwrap()
+}
+
+fn pod(name: &str, node: &str) -> Pod {
+    Pod {
+        metadata: Some(ObjectMeta {
+            name: name.into(),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            node_name: node.into(),
+            containers: vec![Container {
+                name: "web".into(),
+                image: "nginx:1.27".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn binding(name: &str, uid: &str, node: &str) -> Binding {
+    Binding {
+        namespace: "default".into(),
+        name: name.into(),
+        uid: uid.into(),
+        node_name: node.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_batches_with_per_binding_outcomes() {
+    let server = TestServer::start().await;
+    server.admin_kubeconfig();
+    server.kubeconfig("system:kube-scheduler", None);
+    server.kubeconfig("alice", None);
+    let mut admin = ResourcesClient::new(channel(&server, "user-capstan-admin"));
+    let mut uids = Vec::new();
+    for i in 0..5 {
+        let p = create(&mut admin, "default", &pod(&format!("p{i}"), "")).await;
+        uids.push(p.metadata.unwrap().uid);
+    }
+    create(&mut admin, "default", &pod("bound", "n0")).await;
+
+    let mut scheduler = PodsClient::new(channel(&server, "user-system_kube-scheduler"));
+    let resp = scheduler
+        .bind(BindRequest {
+            bindings: vec![
+                binding("p0", &uids[0], "n1"),
+                binding("p1", "", "n2"),
+                binding("p2", "wrong-uid", "n1"),
+                binding("bound", "", "n1"),
+                binding("missing", "", "n1"),
+                binding("p3", "", ""),
+                binding("p4", &uids[4], "n2"),
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let reasons: Vec<String> = resp
+        .results
+        .iter()
+        .map(|r| r.error.as_ref().map_or("ok".into(), |e| e.reason.clone()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "ok", "ok", "Conflict", "Conflict", "NotFound", "Invalid", "ok"
+        ]
+    );
+    assert!(
+        resp.results[3]
+            .error
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("already assigned to node \"n0\""),
+        "{:?}",
+        resp.results[3]
+    );
+    let p0: Pod = get(&mut admin, "default", "p0").await;
+    assert_eq!(p0.spec.as_ref().unwrap().node_name, "n1");
+    assert_eq!(
+        p0.metadata.as_ref().unwrap().resource_version,
+        resp.results[0].resource_version
+    );
+    let cond = &p0.status.as_ref().unwrap().conditions;
+    assert!(
+        cond.iter()
+            .any(|c| c.r#type == "PodScheduled" && c.status == "True"),
+        "{cond:?}"
+    );
+    let p2: Pod = get(&mut admin, "default", "p2").await;
+    assert_eq!(
+        p2.spec.unwrap().node_name,
+        "",
+        "a failed binding writes nothing"
+    );
+
+    // Binding twice is a Conflict, not a move.
+    let again = scheduler
+        .bind(BindRequest {
+            bindings: vec![binding("p0", "", "n2")],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.results[0].error.as_ref().unwrap().reason, "Conflict");
+
+    // Without create on pods/binding every binding is Forbidden.
+    let mut alice = PodsClient::new(channel(&server, "user-alice"));
+    let denied = alice
+        .bind(BindRequest {
+            bindings: vec![binding("p2", "", "n1")],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        denied.results[0].error.as_ref().unwrap().reason,
+        "Forbidden"
+    );
+    server.stop().await;
+}
+
+/// Who called the fake kubelet: user and groups, per call.
+type Callers = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+
+/// A kubelet that serves a fixed log and records who called.
+struct FakeKubelet {
+    callers: Callers,
+}
+
+#[tonic::async_trait]
+impl Kubelet for FakeKubelet {
+    type ContainerLogsStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<LogChunk, Status>> + Send>>;
+
+    async fn container_logs(
+        &self,
+        request: Request<LogsRequest>,
+    ) -> Result<Response<Self::ContainerLogsStream>, Status> {
+        let user = capstan_apiserver::auth::Authenticator::new()
+            .authenticate(&request)
+            .map_err(Status::unauthenticated)?;
+        self.callers
+            .lock()
+            .unwrap()
+            .push((user.name.clone(), user.groups.clone()));
+        let r = request.into_inner();
+        if r.container != "web" {
+            return Err(Status::not_found(format!(
+                "container {:?} not found",
+                r.container
+            )));
+        }
+        let chunks = vec![
+            Ok(LogChunk {
+                data: format!("hello from {}\n", r.name).into_bytes(),
+            }),
+            Ok(LogChunk {
+                data: b"second line\n".to_vec(),
+            }),
+        ];
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_relayed_from_the_pods_kubelet() {
+    let server = TestServer::start().await;
+    server.admin_kubeconfig();
+    server.kubeconfig("alice", None);
+    // The fake kubelet serves with a node certificate from the cluster CA.
+    let pki = server.pki_dir();
+    CertificateAuthority::load(&pki)
+        .unwrap()
+        .issue(
+            "system:node:n1",
+            &["system:nodes"],
+            &["127.0.0.1".to_owned()],
+            Usage::ServerAndClient,
+            Duration::from_secs(3600),
+        )
+        .unwrap()
+        .save(&pki, "node-n1")
+        .unwrap();
+    let serving = TlsPaths::in_dir(&pki, "node-n1")
+        .load()
+        .unwrap()
+        .server_config()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let callers: Callers = Arc::new(Mutex::new(Vec::new()));
+    let kubelet = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(KubeletServer::new(FakeKubelet {
+                callers: Arc::clone(&callers),
+            }))
+            .serve_with_incoming(capstan_pki::net::tls_incoming(listener, serving)),
+    );
+
+    let mut admin = ResourcesClient::new(channel(&server, "user-capstan-admin"));
+    let mut node = create(
+        &mut admin,
+        "",
+        &Node {
+            metadata: Some(ObjectMeta {
+                name: "n1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    node.status = Some(NodeStatus {
+        addresses: vec![NodeAddress {
+            r#type: "InternalIP".into(),
+            address: "127.0.0.1".into(),
+        }],
+        daemon_endpoints: Some(NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: Some(i32::from(port)),
+            }),
+        }),
+        ..Default::default()
+    });
+    admin
+        .update_status(UpdateRequest {
+            resource: rref::<Node>(),
+            namespace: String::new(),
+            object: node.encode_to_vec(),
+            dry_run: false,
+        })
+        .await
+        .unwrap();
+    create(&mut admin, "default", &pod("web-1", "n1")).await;
+    create(&mut admin, "default", &pod("pending", "")).await;
+
+    let mut pods = PodsClient::new(channel(&server, "user-capstan-admin"));
+    let logs = |name: &str, container: &str| LogsRequest {
+        namespace: "default".into(),
+        name: name.into(),
+        container: container.into(),
+        ..Default::default()
+    };
+    let mut stream = pods.logs(logs("web-1", "web")).await.unwrap().into_inner();
+    let mut text = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("log chunk in time")
+    {
+        text.extend(chunk.unwrap().data);
+    }
+    assert_eq!(
+        String::from_utf8(text).unwrap(),
+        "hello from web-1\nsecond line\n"
+    );
+    {
+        let callers = callers.lock().unwrap();
+        assert_eq!(callers.len(), 1);
+        assert_eq!(callers[0].0, capstan_pki::bootstrap::peer_user(1));
+        assert!(callers[0].1.iter().any(|g| g == PEER_GROUP), "{callers:?}");
+    }
+
+    let reason = |s: &Status| {
+        capstan_proto::rpc::api_status(s)
+            .map(|a| a.reason)
+            .unwrap_or_default()
+    };
+    // The kubelet's NotFound comes back as NotFound, with its message.
+    let err = pods.logs(logs("web-1", "nope")).await.unwrap_err();
+    assert_eq!(reason(&err), "NotFound", "{err:?}");
+    assert!(err.message().contains("\"nope\""), "{err:?}");
+    // A pod not yet scheduled has no logs.
+    let err = pods.logs(logs("pending", "web")).await.unwrap_err();
+    assert_eq!(reason(&err), "BadRequest", "{err:?}");
+    assert!(err.message().contains("not scheduled"), "{err:?}");
+    let err = pods.logs(logs("absent", "web")).await.unwrap_err();
+    assert_eq!(reason(&err), "NotFound", "{err:?}");
+    // Without get on pods/log: Forbidden, and the kubelet is not called.
+    let mut alice = PodsClient::new(channel(&server, "user-alice"));
+    let err = alice.logs(logs("web-1", "web")).await.unwrap_err();
+    assert_eq!(reason(&err), "Forbidden", "{err:?}");
+    assert_eq!(callers.lock().unwrap().len(), 2);
+
+    kubelet.abort();
+    server.stop().await;
+}
