@@ -23,9 +23,9 @@
 //!   Secrets, `edit` also writes workloads, Secrets and ConfigMaps, `admin`
 //!   also manages Roles and RoleBindings in the namespace.
 //! - The scheduler binds through `Pods.Bind` (create on `pods/binding`,
-//!   many bindings per call), sets `PodScheduled=False` through
-//!   `pods/status`, and may delete pods (preemption), as Kubernetes's
-//!   `system:kube-scheduler` role.
+//!   many bindings per call) and sets `PodScheduled=False` through
+//!   `pods/status`; unlike Kubernetes's role it cannot delete pods, since
+//!   Capstan's scheduler does not preempt.
 //! - The scheduler's leader-election Lease is granted by the Role
 //!   `system::leader-locking-kube-scheduler` in `kube-system` (get, create,
 //!   update leases), so its Lease rights stop at that namespace. The
@@ -322,11 +322,10 @@ fn scheduler() -> Vec<PolicyRule> {
         ),
         rule(READ, &["apps"], &["replicasets", "statefulsets"]),
         // Binding through the Pods.Bind RPC; the PodScheduled=False
-        // condition of an unschedulable pod through its status; delete for
-        // preemption.
+        // condition of an unschedulable pod through its status. (No delete:
+        // Capstan's scheduler does not preempt.)
         rule(&["create"], &[""], &["pods/binding"]),
         rule(&["update", "patch"], &[""], &["pods/status"]),
-        rule(&["delete"], &[""], &["pods"]),
         rule(EVENT_WRITE, &[""], &["events"]),
     ]
 }
