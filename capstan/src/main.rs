@@ -21,9 +21,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start a local cluster on loopback: PKI, apiserver replicas as
-    /// separate processes, DIR/admin.kubeconfig. Ctrl-C stops it; running it
-    /// again reuses the data.
+    /// Start a local cluster on loopback: PKI, apiserver replicas, a
+    /// scheduler, a controller-manager and a kubelet per node, each its own
+    /// process; DIR/admin.kubeconfig. Ctrl-C stops it; running it again
+    /// reuses the data.
     Up {
         /// Where the certificates, configurations, data and logs live.
         #[arg(long, default_value_os_t = default_up_dir())]
@@ -31,7 +32,7 @@ enum Command {
         /// Apiserver replicas (1, 3 or 5).
         #[arg(long, default_value_t = 3)]
         replicas: u64,
-        /// Worker nodes (their certificates are issued; kubelets are not built yet).
+        /// Worker nodes, each with its own kubelet and loopback address.
         #[arg(long, default_value_t = 0)]
         nodes: u64,
         /// Client API port of replica 1 (replica N: this + N - 1).
@@ -40,6 +41,16 @@ enum Command {
         /// Raft peer port of replica 1 (replica N: this + N - 1).
         #[arg(long, default_value_t = 2380)]
         peer_port: u16,
+        /// The kubelets' port (on each node's own address).
+        #[arg(long, default_value_t = 10250)]
+        kubelet_port: u16,
+        /// Node N gets address 127.NET.0.N and pod addresses 127.NET.N.0/24.
+        #[arg(long, default_value_t = 64)]
+        loopback_net: u8,
+        /// Write the certificates and configuration files, then exit (edit
+        /// them, then run `capstan up` again with the same flags).
+        #[arg(long)]
+        configure_only: bool,
     },
     /// Run one apiserver replica (client API and Raft peer port).
     Apiserver {
@@ -146,12 +157,18 @@ fn main() -> ExitCode {
             nodes,
             api_port,
             peer_port,
+            kubelet_port,
+            loopback_net,
+            configure_only,
         } => up::run(up::UpArgs {
             data_dir,
             replicas,
             nodes,
             api_port,
             peer_port,
+            kubelet_port,
+            loopback_net,
+            configure_only,
         }),
         Command::Pki {
             command:

@@ -1,28 +1,30 @@
 //! `capstan up`: a working local cluster on loopback, in one command.
 //!
-//! It issues the PKI (`DIR/pki`), writes one configuration per apiserver
-//! replica (`DIR/apiserver-N.yaml`, client ports from `--api-port`, peer ports
-//! from `--peer-port`), starts every replica as its own `capstan apiserver`
-//! process (so one can be killed; logs in `DIR/logs/`, pids in `DIR/run/`),
-//! writes `DIR/admin.kubeconfig` (every replica's URL, the CA and the admin
-//! certificate inline), waits until every replica answers a linearizable
-//! read, and prints how to point a client at it. Ctrl-C (or SIGTERM) stops
-//! every process cleanly. Running it again on the same directory reuses the
+//! It issues the PKI (`DIR/pki`), writes every configuration
+//! ([`configs`]), starts each apiserver replica as its own `capstan
+//! apiserver` process (so one can be killed), waits until every replica
+//! answers a linearizable read, then starts the scheduler, the
+//! controller-manager and, with `--nodes N`, a kubelet per node
+//! ([`process`]; logs in `DIR/logs/`, pids in `DIR/run/`), waits until
+//! every node is Ready, and prints how to point a client at it
+//! (`DIR/admin.kubeconfig`). Ctrl-C (or SIGTERM) stops every process and
+//! the pods' processes. Running it again on the same directory reuses the
 //! certificates, the configurations and the data.
 //!
-//! Not yet started, because they are not built: the scheduler, the
-//! controller-manager, and a kubelet and proxy per node (issues 5 and 6);
-//! `--nodes` only issues the nodes' certificates for now.
+//! Not started yet: the proxy (issue 6).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+mod configs;
+mod process;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use capstan_proto::Resource as _;
-use capstan_proto::api::core::v1::Namespace;
+use capstan_proto::api::core::v1::{Namespace, Node};
 use capstan_proto::rpc::resources_client::ResourcesClient;
-use capstan_proto::rpc::{GetRequest, ResourceRef};
+use capstan_proto::rpc::{GetRequest, ListRequest, ResourceRef};
+
+use process::Daemon;
 
 /// What `capstan up` was asked for.
 pub struct UpArgs {
@@ -30,27 +32,24 @@ pub struct UpArgs {
     pub data_dir: PathBuf,
     /// Apiserver replicas (1, 3 or 5).
     pub replicas: u64,
-    /// Worker nodes (certificates only, for now).
+    /// Worker nodes, each with its kubelet.
     pub nodes: u64,
     /// Client port of replica 1; replica N listens on `api_port + N - 1`.
     pub api_port: u16,
     /// Peer port of replica 1; replica N listens on `peer_port + N - 1`.
     pub peer_port: u16,
+    /// The kubelets' port (each node has its own address).
+    pub kubelet_port: u16,
+    /// The second byte of the nodes' and pods' loopback addresses.
+    pub loopback_net: u8,
+    /// Write the files and exit.
+    pub configure_only: bool,
 }
 
 /// How long the replicas may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long a replica may take to stop after SIGTERM before SIGKILL.
-const STOP_TIMEOUT: Duration = Duration::from_secs(20);
-
-struct Replica {
-    id: u64,
-    client: String,
-    config: PathBuf,
-    log: PathBuf,
-    pid_file: PathBuf,
-    child: Option<Child>,
-}
+/// How long the nodes may take to register and become Ready.
+const NODES_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `capstan up` until SIGINT or SIGTERM.
 pub fn run(args: UpArgs) -> ExitCode {
@@ -70,220 +69,71 @@ pub fn run(args: UpArgs) -> ExitCode {
         );
         return ExitCode::from(crate::EXIT_USAGE);
     }
-    match prepare(&args) {
-        Ok(replicas) => supervise(&args, replicas),
-        Err(e) => {
-            eprintln!("capstan up: {e:#}");
-            ExitCode::FAILURE
-        }
+    if args.nodes > 250 {
+        eprintln!(
+            "capstan up: --nodes {}: at most 250 nodes on one machine",
+            args.nodes
+        );
+        return ExitCode::from(crate::EXIT_USAGE);
     }
+    if matches!(args.loopback_net, 0 | 255) {
+        eprintln!(
+            "capstan up: --loopback-net {}: use 1 to 254 (nodes get 127.NET.0.N)",
+            args.loopback_net
+        );
+        return ExitCode::from(crate::EXIT_USAGE);
+    }
+    if let Err(e) = configs::write_all(&args) {
+        eprintln!("capstan up: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    if args.configure_only {
+        println!(
+            "Configuration written to {}; edit it, then run `capstan up` again with the same flags.",
+            args.data_dir.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    supervise(&args)
 }
 
-/// PKI, configurations and kubeconfig; nothing started yet.
-fn prepare(args: &UpArgs) -> anyhow::Result<Vec<Replica>> {
-    use anyhow::Context as _;
-    let dir = &args.data_dir;
-    for sub in ["logs", "run"] {
-        std::fs::create_dir_all(dir.join(sub))
-            .with_context(|| format!("creating {}", dir.join(sub).display()))?;
-    }
-    let existing = (1..=5)
-        .filter(|id| dir.join(format!("apiserver-{id}.yaml")).exists())
-        .count() as u64;
-    if existing != 0 && existing != args.replicas {
-        anyhow::bail!(
-            "{} was set up with {existing} replica(s); run with --replicas {existing} or use another --data-dir",
-            dir.display()
-        );
-    }
-    let pki = dir.join("pki");
-    capstan_pki::bootstrap::init(
-        &pki,
-        &capstan_pki::bootstrap::InitSpec {
-            replicas: (1..=args.replicas).collect(),
-            nodes: (1..=args.nodes).map(|n| format!("node-{n}")).collect(),
-            ..Default::default()
-        },
+/// The admin's client TLS.
+fn admin_tls(args: &UpArgs) -> anyhow::Result<std::sync::Arc<rustls::ClientConfig>> {
+    Ok(
+        capstan_pki::TlsPaths::in_dir(&args.data_dir.join("pki"), "admin")
+            .load()?
+            .client_config()?,
     )
-    .context("issuing certificates")?;
-    let replicas: Vec<Replica> = (1..=args.replicas)
-        .map(|id| Replica {
-            id,
-            client: format!("127.0.0.1:{}", args.api_port + (id - 1) as u16),
-            config: dir.join(format!("apiserver-{id}.yaml")),
-            log: dir.join(format!("logs/apiserver-{id}.log")),
-            pid_file: dir.join(format!("run/apiserver-{id}.pid")),
-            child: None,
-        })
-        .collect();
-    let members: String = replicas
-        .iter()
-        .map(|r| {
-            format!(
-                "  - {{ id: {}, clientAddress: \"{}\", peerAddress: \"127.0.0.1:{}\" }}\n",
-                r.id,
-                r.client,
-                args.peer_port + (r.id - 1) as u16
-            )
-        })
-        .collect();
-    for r in &replicas {
-        if r.config.exists() {
-            continue; // reuse: same ports, same data
-        }
-        let text = format!(
-            "# Written by `capstan up`; see deploy/apiserver.example.yaml.\n\
-             id: {id}\n\
-             dataDir: data/apiserver-{id}\n\
-             clientAddress: {client}\n\
-             peerAddress: 127.0.0.1:{peer}\n\
-             auditLog: logs/audit-{id}.jsonl\n\
-             members:\n{members}\
-             tls:\n  caFile: pki/ca.crt\n  certFile: pki/apiserver.crt\n  keyFile: pki/apiserver.key\n  \
-             peerCertFile: pki/peer-{id}.crt\n  peerKeyFile: pki/peer-{id}.key\n",
-            id = r.id,
-            client = r.client,
-            peer = args.peer_port + (r.id - 1) as u16,
-        );
-        std::fs::write(&r.config, text)
-            .with_context(|| format!("writing {}", r.config.display()))?;
-    }
-    write_kubeconfig(dir, &replicas)?;
-    Ok(replicas)
 }
 
-/// `DIR/admin.kubeconfig`: every replica's URL, CA and admin certificate inline.
-fn write_kubeconfig(dir: &Path, replicas: &[Replica]) -> anyhow::Result<()> {
-    let b64 = |name: &str| -> anyhow::Result<String> {
-        let bytes = std::fs::read(dir.join("pki").join(name))?;
-        Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
-    };
-    let servers: Vec<String> = replicas
-        .iter()
-        .map(|r| format!("https://{}", r.client))
-        .collect();
-    let text = format!(
-        "# Written by `capstan up`. `servers` lists every replica (a Capstan\n\
-         # extension; `server` is the first, for other kubeconfig readers).\n\
-         apiVersion: v1\n\
-         kind: Config\n\
-         clusters:\n\
-         - name: capstan-local\n  cluster:\n    server: {first}\n    servers:\n{list}    certificate-authority-data: {ca}\n\
-         users:\n\
-         - name: capstan-admin\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n\
-         contexts:\n\
-         - name: capstan-local\n  context:\n    cluster: capstan-local\n    user: capstan-admin\n    namespace: default\n\
-         current-context: capstan-local\n",
-        first = servers[0],
-        list = servers
-            .iter()
-            .map(|s| format!("    - {s}\n"))
-            .collect::<String>(),
-        ca = b64("ca.crt")?,
-        cert = b64("admin.crt")?,
-        key = b64("admin.key")?,
-    );
-    let path = dir.join("admin.kubeconfig");
-    let tmp = path.with_extension("tmp");
-    {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)?;
-    Ok(())
+fn resource<R: capstan_proto::Resource>() -> Option<ResourceRef> {
+    Some(ResourceRef {
+        group: R::INFO.group.into(),
+        version: R::INFO.version.into(),
+        resource: R::INFO.plural.into(),
+    })
 }
 
-fn start(dir: &Path, r: &mut Replica) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    let exe = std::env::current_exe().context("locating the capstan binary")?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&r.log)
-        .with_context(|| format!("opening {}", r.log.display()))?;
-    let child = Command::new(exe)
-        .arg("apiserver")
-        .arg("--config")
-        .arg(&r.config)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting an apiserver")?;
-    std::fs::write(&r.pid_file, child.id().to_string())?;
-    r.child = Some(child);
-    Ok(())
-}
-
-fn stop_all(replicas: &mut [Replica]) {
-    for r in replicas.iter() {
-        if let Some(child) = &r.child {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-        }
-    }
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    for r in replicas.iter_mut() {
-        if let Some(mut child) = r.child.take() {
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20))
-                    }
-                    _ => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = std::fs::remove_file(&r.pid_file);
-    }
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
-}
-
-async fn ready(dir: &Path, replicas: &[Replica]) -> anyhow::Result<()> {
-    let tls = capstan_pki::TlsPaths::in_dir(&dir.join("pki"), "admin")
-        .load()?
-        .client_config()?;
+/// Every replica answers a linearizable read.
+async fn replicas_ready(args: &UpArgs, replicas: &[Daemon]) -> anyhow::Result<()> {
+    let tls = admin_tls(args)?;
     let deadline = Instant::now() + READY_TIMEOUT;
-    for r in replicas {
-        let mut client = ResourcesClient::new(capstan_pki::net::channel(&r.client, tls.clone())?);
+    for (i, r) in replicas.iter().enumerate() {
+        let address = configs::replica_address(args, i as u64 + 1);
+        let mut client = ResourcesClient::new(capstan_pki::net::channel(&address, tls.clone())?);
         loop {
             let request = GetRequest {
-                resource: Some(ResourceRef {
-                    group: Namespace::INFO.group.into(),
-                    version: Namespace::INFO.version.into(),
-                    resource: Namespace::INFO.plural.into(),
-                }),
+                resource: resource::<Namespace>(),
                 name: "default".into(),
                 ..Default::default()
             };
             match tokio::time::timeout(Duration::from_secs(3), client.get(request)).await {
                 Ok(Ok(_)) => break,
                 _ if Instant::now() > deadline => anyhow::bail!(
-                    "apiserver {} not ready after {READY_TIMEOUT:?}; its log ({}):\n{}",
-                    r.id,
+                    "{} not ready after {READY_TIMEOUT:?}; its log ({}):\n{}",
+                    r.name,
                     r.log.display(),
-                    log_tail(&r.log)
+                    r.log_tail()
                 ),
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
@@ -292,7 +142,79 @@ async fn ready(dir: &Path, replicas: &[Replica]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn supervise(args: &UpArgs, mut replicas: Vec<Replica>) -> ExitCode {
+/// Every node is registered with a Ready=True condition.
+async fn nodes_ready(args: &UpArgs, kubelets: &[Daemon]) -> anyhow::Result<()> {
+    if kubelets.is_empty() {
+        return Ok(());
+    }
+    let tls = admin_tls(args)?;
+    let mut client = ResourcesClient::new(capstan_pki::net::channel(
+        &configs::replica_address(args, 1),
+        tls,
+    )?);
+    let deadline = Instant::now() + NODES_TIMEOUT;
+    loop {
+        let request = ListRequest {
+            resource: resource::<Node>(),
+            ..Default::default()
+        };
+        let ready: Vec<String> = match client.list(request).await {
+            Ok(list) => list
+                .into_inner()
+                .items
+                .iter()
+                .filter_map(|b| <Node as prost::Message>::decode(b.as_slice()).ok())
+                .filter(|n| {
+                    n.status.as_ref().is_some_and(|s| {
+                        s.conditions
+                            .iter()
+                            .any(|c| c.r#type == "Ready" && c.status == "True")
+                    })
+                })
+                .filter_map(|n| n.metadata.map(|m| m.name))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let missing: Vec<&Daemon> = (1..=args.nodes)
+            .zip(kubelets)
+            .filter(|(n, _)| !ready.contains(&configs::node_layout(args.loopback_net, *n).name))
+            .map(|(_, k)| k)
+            .collect();
+        let Some(first) = missing.first() else {
+            return Ok(());
+        };
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "{} node(s) not Ready after {NODES_TIMEOUT:?}; {}'s log ({}):\n{}",
+                missing.len(),
+                first.name,
+                first.log.display(),
+                first.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Stops the pods' processes of every node (the kubelets leave them
+/// running when they stop, so that a restarted kubelet adopts them).
+fn stop_pods(args: &UpArgs) {
+    for n in 1..=args.nodes {
+        let layout = configs::node_layout(args.loopback_net, n);
+        let root = args.data_dir.join("nodes").join(&layout.name);
+        if let Err(e) = stop_node_pods(&root) {
+            eprintln!("capstan up: stopping the pods of {}: {e:#}", layout.name);
+        }
+    }
+}
+
+/// PENDING: wired to the process runtime once it lands (same session).
+fn stop_node_pods(root: &std::path::Path) -> anyhow::Result<()> {
+    let _ = root;
+    Ok(())
+}
+
+fn supervise(args: &UpArgs) -> ExitCode {
     let dir = &args.data_dir;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -305,75 +227,94 @@ fn supervise(args: &UpArgs, mut replicas: Vec<Replica>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for r in &mut replicas {
-        if let Err(e) = start(dir, r) {
-            eprintln!("capstan up: {e:#}");
-            stop_all(&mut replicas);
-            return ExitCode::FAILURE;
-        }
-    }
-    // The signal future lives across both phases so a Ctrl-C during start-up
-    // is not lost.
+    let mut replicas: Vec<Daemon> = (1..=args.replicas)
+        .map(|id| Daemon::new(dir, &format!("apiserver-{id}"), "apiserver"))
+        .collect();
+    let mut others: Vec<Daemon> = vec![
+        Daemon::new(dir, "scheduler", "scheduler"),
+        Daemon::new(dir, "controller-manager", "controller-manager"),
+    ];
+    let kubelets: Vec<Daemon> = (1..=args.nodes)
+        .map(|n| {
+            let layout = configs::node_layout(args.loopback_net, n);
+            Daemon::new(dir, &format!("kubelet-{}", layout.name), "kubelet")
+        })
+        .collect();
+    let first_kubelet = others.len();
+    others.extend(kubelets);
+    let stop_everything = |replicas: &mut Vec<Daemon>, others: &mut Vec<Daemon>| {
+        process::stop_all(others.iter_mut());
+        stop_pods(args);
+        process::stop_all(replicas.iter_mut());
+    };
+    // The signal future lives across every phase so a Ctrl-C during
+    // start-up is not lost.
     let mut signal = Box::pin(crate::shutdown_signal());
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            r = ready(dir, &replicas) => r.map(|()| true),
-            () = &mut signal => Ok(false),
+    let started: anyhow::Result<bool> = runtime.block_on(async {
+        for r in &mut replicas {
+            r.start(dir)?;
         }
+        tokio::select! {
+            r = replicas_ready(args, &replicas) => r?,
+            () = &mut signal => return Ok(false),
+        }
+        for d in &mut others {
+            d.start(dir)?;
+        }
+        tokio::select! {
+            r = nodes_ready(args, &others[first_kubelet..]) => r?,
+            () = &mut signal => return Ok(false),
+        }
+        Ok(true)
     });
-    match outcome {
+    match started {
         Ok(true) => {}
         Ok(false) => {
             eprintln!("capstan up: interrupted before the cluster was ready; stopping");
-            stop_all(&mut replicas);
+            stop_everything(&mut replicas, &mut others);
             return ExitCode::SUCCESS;
         }
         Err(e) => {
             eprintln!("capstan up: {e:#}");
-            stop_all(&mut replicas);
+            stop_everything(&mut replicas, &mut others);
             return ExitCode::FAILURE;
         }
     }
-    let urls: Vec<String> = replicas
-        .iter()
-        .map(|r| format!("https://{}", r.client))
+    let urls: Vec<String> = (1..=args.replicas)
+        .map(|id| format!("https://{}", configs::replica_address(args, id)))
         .collect();
     println!(
-        "Capstan is up: {} apiserver replica(s) at {}.\n\
+        "Capstan is up: {} apiserver replica(s) at {}, a scheduler, a controller-manager and {} node(s).\n\
          Point a client at it:  export KUBECONFIG={}\n\
          Data, logs and certificates: {}. Ctrl-C stops everything.\n\
-         Not started (not built yet): scheduler, controller-manager, kubelet, proxy.",
+         Not started (not built yet): the proxy.",
         replicas.len(),
         urls.join(", "),
+        args.nodes,
         dir.join("admin.kubeconfig").display(),
         dir.display()
     );
-    // Watch the children until a signal: report a replica that dies (it
+    // Watch the children until a signal: report a daemon that dies (it
     // stays down, so failover can be tried by hand).
     runtime.block_on(async {
-        let mut reported = vec![false; replicas.len()];
         loop {
             tokio::select! {
                 () = &mut signal => break,
                 () = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
-            for (i, r) in replicas.iter_mut().enumerate() {
-                if reported[i] {
-                    continue;
-                }
-                if let Some(Ok(Some(status))) = r.child.as_mut().map(Child::try_wait) {
+            for d in replicas.iter_mut().chain(others.iter_mut()) {
+                if let Some(status) = d.newly_exited() {
                     eprintln!(
-                        "capstan up: apiserver {} exited ({status}); the others keep serving. Log: {}",
-                        r.id,
-                        r.log.display()
+                        "capstan up: {} exited ({status}); the rest keeps running. Log: {}",
+                        d.name,
+                        d.log.display()
                     );
-                    reported[i] = true;
                 }
             }
         }
     });
-    println!("Stopping {} apiserver replica(s)...", replicas.len());
-    stop_all(&mut replicas);
+    println!("Stopping...");
+    stop_everything(&mut replicas, &mut others);
     println!("Stopped.");
     ExitCode::SUCCESS
 }
