@@ -1,7 +1,7 @@
 //! The one Capstan binary, installed on every machine.
 //!
-//! `capstan pki init`, `capstan apiserver|scheduler|controller-manager|kubelet
-//! --config FILE` and `capstan up`. The `proxy` is not built yet (issue 6).
+//! `capstan pki init`, `capstan apiserver|scheduler|controller-manager|kubelet|proxy
+//! --config FILE` and `capstan up`.
 //! A usage error or an invalid configuration exits with status 64 (EX_USAGE).
 
 use std::path::PathBuf;
@@ -76,6 +76,12 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Run a node's service proxy and cluster DNS.
+    Proxy {
+        /// The proxy's configuration file (YAML; see deploy/).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Certificates: the cluster CA and one certificate per identity.
     Pki {
         #[command(subcommand)]
@@ -145,6 +151,11 @@ fn main() -> ExitCode {
             "controller-manager",
             capstan_controller_manager::Config::load(&config),
             capstan_controller_manager::run,
+        ),
+        Command::Proxy { config } => daemon(
+            "proxy",
+            capstan_proxy::Config::load(&config),
+            capstan_proxy::run,
         ),
         Command::Kubelet { config } => daemon(
             "kubelet",
