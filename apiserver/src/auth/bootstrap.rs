@@ -13,7 +13,7 @@
 //! | `system:kube-scheduler` | user `system:kube-scheduler` | read what placement needs; bind pods |
 //! | `system:kube-controller-manager` | user `system:kube-controller-manager` | run the controllers |
 //! | `system:node` | group `system:nodes` | read services and endpoints; write events |
-//! | `system:node-proxier` | user `system:kube-proxy` | read services, endpoints, nodes; write events |
+//! | `system:node-proxier` | user `system:kube-proxy` | read services, endpoints, nodes; update services/status (LoadBalancer ingress); write events |
 //!
 //! Decisions:
 //! - `admin`, `edit` and `view` are flat: Kubernetes builds them by
@@ -408,6 +408,8 @@ fn node() -> Vec<PolicyRule> {
 fn node_proxier() -> Vec<PolicyRule> {
     vec![
         rule(READ, &[""], &["services", "endpoints", "nodes"]),
+        // LoadBalancer services get the node's address as their ingress.
+        rule(&["update", "patch"], &[""], &["services/status"]),
         rule(EVENT_WRITE, &[""], &["events"]),
     ]
 }
