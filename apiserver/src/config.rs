@@ -65,6 +65,22 @@ pub struct Config {
     /// Raft timing.
     #[serde(default)]
     pub raft: RaftConfig,
+    /// The IPv4 range Services' ClusterIPs come from (default
+    /// `127.96.0.0/16`, on loopback so a single machine needs no routes).
+    /// Every replica must use the same range.
+    #[serde(default = "default_service_range", rename = "serviceClusterIPRange")]
+    pub service_cluster_ip_range: String,
+    /// The range node ports come from (default `30000-32767`).
+    #[serde(default = "default_node_port_range")]
+    pub service_node_port_range: String,
+}
+
+fn default_service_range() -> String {
+    "127.96.0.0/16".to_owned()
+}
+
+fn default_node_port_range() -> String {
+    "30000-32767".to_owned()
 }
 
 /// One initial replica.
@@ -256,6 +272,9 @@ impl Config {
                 problems.push(format!("{field}: {e}"));
             }
         }
+        if let Err(e) = self.service_ranges() {
+            problems.push(format!("serviceClusterIPRange/serviceNodePortRange: {e}"));
+        }
         let r = &self.raft;
         if r.heartbeat_millis == 0 {
             problems.push("raft.heartbeatMillis: must be ≥ 1".to_owned());
@@ -278,6 +297,14 @@ impl Config {
         } else {
             Err(problems)
         }
+    }
+
+    /// The service address ranges.
+    pub fn service_ranges(&self) -> Result<crate::registry::allocation::ServiceRanges, String> {
+        crate::registry::allocation::ServiceRanges::parse(
+            &self.service_cluster_ip_range,
+            &self.service_node_port_range,
+        )
     }
 
     /// Checks that the certificate files exist and can be read.

@@ -132,6 +132,9 @@ pub async fn run(
         authorizer: Arc::new(Authorizer::new()),
         metrics: Arc::new(Metrics::new()),
         audit,
+        service_ranges: config
+            .service_ranges()
+            .map_err(|e| anyhow::anyhow!("serviceClusterIPRange/serviceNodePortRange: {e}"))?,
         bookmark_interval: Duration::from_secs(5),
         stopping: stop_rx.clone(),
     });

@@ -8,6 +8,10 @@
 //! Kubernetes over etcd. Every change is one transaction that compares the
 //! key first — absent for create, the expected mod revision for update and
 //! delete — so concurrent writers never lose each other's changes.
+//!
+//! Objects that hold allocations (a Service's ClusterIP and node ports,
+//! [`allocation::reservations`]) write, keep and release the allocation
+//! keys in the same transaction as the object itself.
 
 use bytes::Bytes;
 use capstan_proto::{KindInfo, Object};
@@ -15,6 +19,8 @@ use capstan_raftstore::command::{Command, Compare, Condition, KeyValue, Op, Txn}
 use capstan_raftstore::node::{Consistency, Replica, ReplicaError};
 use capstan_raftstore::storage::{ContinueToken, RangeRequest, ReadError};
 use capstan_raftstore::transport::PeerTransport;
+
+use crate::registry::allocation;
 
 /// Why a store operation failed. Nothing was written unless the error says
 /// the outcome is unknown.
@@ -34,6 +40,10 @@ pub enum StoreError {
         /// The stored resourceVersion, 0 if the object is gone.
         current: u64,
     },
+    /// An allocation key the object needs (a ClusterIP, a node port) is
+    /// held by another object.
+    #[error("allocation {} is held by another object", String::from_utf8_lossy(.0))]
+    Reserved(Bytes),
     /// A resourceVersion or continue token refers to compacted history.
     #[error("{0}")]
     Expired(String),
@@ -147,6 +157,21 @@ pub struct Page {
     pub continue_token: Option<String>,
 }
 
+/// Adds to `txn` the compares (absent) and puts for `keys`, each holding
+/// the owner's key.
+fn reserve(txn: &mut Txn, owner: &Bytes, keys: &std::collections::BTreeSet<Bytes>) {
+    for k in keys {
+        txn.compares.push(Compare {
+            key: k.clone(),
+            condition: Condition::Absent,
+        });
+        txn.success.push(Op::Put {
+            key: k.clone(),
+            value: owner.clone(),
+        });
+    }
+}
+
 /// Objects on top of one replica.
 pub struct ObjectStore<T> {
     replica: Replica<T>,
@@ -171,56 +196,113 @@ impl<T: PeerTransport> ObjectStore<T> {
         &self.replica
     }
 
-    /// Stores a new object; fails with `AlreadyExists` if the name is taken.
+    /// Stores a new object; fails with `AlreadyExists` if the name is taken,
+    /// or `Reserved` if one of its allocations is held by another object.
     /// Returns the object with its resourceVersion.
     pub async fn create(&self, mut obj: Object) -> Result<Object, StoreError> {
         let key = key_of(&obj);
-        let txn = Txn {
+        let reserved = allocation::reservations(&obj);
+        let mut txn = Txn {
             compares: vec![Compare {
                 key: key.clone(),
                 condition: Condition::Absent,
             }],
             success: vec![Op::Put {
-                key,
+                key: key.clone(),
                 value: encode(&obj),
             }],
             failure: vec![],
         };
+        reserve(&mut txn, &key, &reserved);
         let result = self.replica.write(Command::Txn(txn)).await?;
         if !result.succeeded {
-            return Err(StoreError::AlreadyExists);
+            return Err(match self.held(&reserved)? {
+                Some(taken) if !self.exists(&key)? => StoreError::Reserved(taken),
+                _ => StoreError::AlreadyExists,
+            });
         }
         obj.metadata_mut().resource_version = result.revision.to_string();
         Ok(obj)
     }
 
-    /// Replaces a stored object if its mod revision is still `expected`.
-    pub async fn update(&self, mut obj: Object, expected: u64) -> Result<Object, StoreError> {
+    /// Replaces a stored object (`previous`, as read) if its mod revision is
+    /// still `expected`; takes the allocations `obj` gains and releases
+    /// those it drops.
+    pub async fn update(
+        &self,
+        mut obj: Object,
+        previous: &Object,
+        expected: u64,
+    ) -> Result<Object, StoreError> {
         let key = key_of(&obj);
-        let txn = Txn {
+        let before = allocation::reservations(previous);
+        let after = allocation::reservations(&obj);
+        let gained: std::collections::BTreeSet<Bytes> =
+            after.difference(&before).cloned().collect();
+        let mut txn = Txn {
             compares: vec![Compare {
                 key: key.clone(),
                 condition: Condition::ModRevision(expected),
             }],
             success: vec![Op::Put {
-                key,
+                key: key.clone(),
                 value: encode(&obj),
             }],
             failure: vec![],
         };
+        reserve(&mut txn, &key, &gained);
+        txn.success.extend(
+            before
+                .difference(&after)
+                .map(|k| Op::Delete { key: k.clone() }),
+        );
         let result = self.replica.write(Command::Txn(txn)).await?;
         if !result.succeeded {
-            return Err(self.conflict_or_gone(&obj).await);
+            let err = self.conflict_or_gone(&obj).await;
+            if let StoreError::Conflict { current } = err
+                && current == expected
+                && let Some(taken) = self.held(&gained)?
+            {
+                return Err(StoreError::Reserved(taken));
+            }
+            return Err(err);
         }
         obj.metadata_mut().resource_version = result.revision.to_string();
         Ok(obj)
+    }
+
+    /// The first of `keys` that is present, if any.
+    fn held(&self, keys: &std::collections::BTreeSet<Bytes>) -> Result<Option<Bytes>, StoreError> {
+        for k in keys {
+            if self.exists(k)? {
+                return Ok(Some(k.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    fn exists(&self, key: &Bytes) -> Result<bool, StoreError> {
+        Ok(self.replica.reader().get(key, None)?.kv.is_some())
+    }
+
+    /// Every allocation key held now (read from this replica's state).
+    pub fn allocated(&self) -> Result<allocation::Allocated, StoreError> {
+        let response = self
+            .replica
+            .reader()
+            .range(&RangeRequest::prefix(Bytes::from_static(
+                allocation::PREFIX.as_bytes(),
+            )))?;
+        Ok(allocation::Allocated::from_keys(
+            response.kvs.iter().map(|kv| kv.key.as_ref()),
+        ))
     }
 
     /// Removes a stored object if its mod revision is still `expected`.
     /// Returns the deletion revision.
     pub async fn delete(&self, obj: &Object, expected: u64) -> Result<u64, StoreError> {
         let key = key_of(obj);
-        let txn = Txn {
+        let mut txn = Txn {
             compares: vec![Compare {
                 key: key.clone(),
                 condition: Condition::ModRevision(expected),
@@ -228,6 +310,11 @@ impl<T: PeerTransport> ObjectStore<T> {
             success: vec![Op::Delete { key }],
             failure: vec![],
         };
+        txn.success.extend(
+            allocation::reservations(obj)
+                .into_iter()
+                .map(|key| Op::Delete { key }),
+        );
         let result = self.replica.write(Command::Txn(txn)).await?;
         if !result.succeeded {
             return Err(self.conflict_or_gone(obj).await);

@@ -6,8 +6,11 @@
 //!   [`FieldError`](capstan_proto::FieldError) with its field path.
 //! - [`strategy`]: the spec/status split (status ignored on update, spec
 //!   ignored on update-status), generation bumps, what create resets.
+//! - [`allocation`]: ClusterIPs and node ports for Services, held as
+//!   keys written in the Service's own transactions.
 //! - [`fields`]: the field selectors each kind supports.
 
+pub mod allocation;
 pub mod fields;
 pub mod strategy;
 pub mod validation;

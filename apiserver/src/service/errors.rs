@@ -142,7 +142,7 @@ impl ApiError {
         match e {
             StoreError::NotFound => Self::not_found(info, name),
             StoreError::AlreadyExists => Self::already_exists(info, name),
-            StoreError::Conflict { .. } => Self::conflict(info, name, &e),
+            StoreError::Conflict { .. } | StoreError::Reserved(_) => Self::conflict(info, name, &e),
             StoreError::Expired(m) => Self::expired(m),
             StoreError::BadRequest(m) => Self::bad_request(m),
             StoreError::TooLarge(m) => {

@@ -39,6 +39,8 @@ pub struct Api<T> {
     pub metrics: Arc<Metrics>,
     /// The audit log.
     pub audit: AuditLog,
+    /// Where Services' ClusterIPs and node ports come from.
+    pub service_ranges: crate::registry::allocation::ServiceRanges,
     /// Interval between watch bookmarks.
     pub bookmark_interval: std::time::Duration,
     /// Becomes `true` when the replica shuts down: open watches end so the

@@ -141,6 +141,7 @@ impl<T: PeerTransport> PodsService<T> {
                 }
                 return Err(ApiError::not_found(info, &b.name));
             };
+            let previous = Object::Pod(pod.clone());
             let meta = pod.metadata.clone().unwrap_or_default();
             if !b.uid.is_empty() && b.uid != meta.uid {
                 return Err(ApiError::conflict(
@@ -178,7 +179,12 @@ impl<T: PeerTransport> PodsService<T> {
             spec.node_name = b.node_name.clone();
             set_scheduled(&mut pod);
             let expected: u64 = meta.resource_version.parse().unwrap_or(0);
-            match self.api.store.update(Object::Pod(pod), expected).await {
+            match self
+                .api
+                .store
+                .update(Object::Pod(pod), &previous, expected)
+                .await
+            {
                 Ok(stored) => {
                     return Ok(stored
                         .metadata()

@@ -30,7 +30,7 @@ use super::Api;
 use super::errors::ApiError;
 use super::request::{Call, Filter, resolve};
 use crate::auth::Verb;
-use crate::registry::{strategy, validation};
+use crate::registry::{allocation, strategy, validation};
 use crate::store::StoreError;
 
 /// Attempts of a read-modify-write before giving up on contention.
@@ -161,6 +161,50 @@ impl<T: PeerTransport> ResourceService<T> {
         }
     }
 
+    /// Gives a Service the ClusterIP and node ports it lacks (keeping, on
+    /// update, what `existing` holds); returns what the caller asked for
+    /// explicitly. Other kinds allocate nothing.
+    fn allocate(
+        &self,
+        obj: &mut Object,
+        existing: Option<&Object>,
+    ) -> Result<allocation::Requested, ApiError> {
+        let info = obj.info();
+        let name = obj.name().to_owned();
+        let Object::Service(svc) = obj else {
+            return Ok(Default::default());
+        };
+        if let Some(Object::Service(old)) = existing {
+            allocation::carry_over(svc, old);
+        }
+        let holds = existing.map(allocation::reservations).unwrap_or_default();
+        let allocated = self
+            .api
+            .store
+            .allocated()
+            .map_err(|e| ApiError::from_store(e, info, &name))?;
+        allocation::allocate(svc, &self.api.service_ranges, &allocated, &holds)
+            .map_err(|errors| ApiError::invalid(info, &name, &errors))
+    }
+
+    /// After the store refused an allocation `key`: `Invalid` if the
+    /// caller asked for it, `Ok` (choose again) if it was chosen here.
+    fn refused_allocation(
+        &self,
+        obj: &Object,
+        requested: &allocation::Requested,
+        key: &[u8],
+    ) -> Result<(), ApiError> {
+        match obj {
+            Object::Service(svc) if requested.contains(key) => Err(ApiError::invalid(
+                obj.info(),
+                obj.name(),
+                &[allocation::already_allocated(svc, key)],
+            )),
+            _ => Ok(()),
+        }
+    }
+
     async fn create_inner(&self, call: &mut Call, r: CreateRequest) -> Result<Object, ApiError> {
         let info = call.info;
         let mut obj = decode_object(info, &r.object)?;
@@ -193,11 +237,17 @@ impl<T: PeerTransport> ResourceService<T> {
             if info.namespaced {
                 self.check_namespace(&call.namespace).await?;
             }
+            let unallocated = obj.clone();
+            let requested = self.allocate(&mut obj, None)?;
             if r.dry_run {
                 return Ok(obj);
             }
             match self.api.store.create(obj.clone()).await {
-                Err(StoreError::AlreadyExists) if generate => continue,
+                Err(StoreError::AlreadyExists) if generate => obj = unallocated,
+                Err(StoreError::Reserved(key)) => {
+                    self.refused_allocation(&obj, &requested, &key)?;
+                    obj = unallocated; // another writer took it: choose again
+                }
                 result => return result.map_err(|e| ApiError::from_store(e, info, &call.name)),
             }
         }
@@ -301,6 +351,13 @@ impl<T: PeerTransport> ResourceService<T> {
             // object (which was defaulted when written) is a no-op and does
             // not bump the generation.
             validation::defaults(&mut new);
+            let requested = if status {
+                Default::default()
+            } else {
+                self.allocate(&mut new, Some(&existing))?
+            };
+            // Kept to name a refused allocation (only Services hold any).
+            let allocating = matches!(new, Object::Service(_)).then(|| new.clone());
             if status {
                 strategy::prepare_status_update(&mut new, &existing);
             } else {
@@ -327,12 +384,18 @@ impl<T: PeerTransport> ResourceService<T> {
                 // The last finalizer is gone from an object being deleted.
                 self.api.store.delete(&new, stored_rv).await.map(|_| new)
             } else {
-                self.api.store.update(new, stored_rv).await
+                self.api.store.update(new, &existing, stored_rv).await
             };
             match result {
                 Err(StoreError::Conflict { .. }) if wanted_rv == 0 => {
                     consistency = Consistency::Linearizable;
                     continue;
+                }
+                Err(StoreError::Reserved(key)) => {
+                    if let Some(candidate) = &allocating {
+                        self.refused_allocation(candidate, &requested, &key)?;
+                    }
+                    continue; // another writer took it: choose again
                 }
                 other => return other.map_err(|e| ApiError::from_store(e, info, &call.name)),
             }
@@ -517,7 +580,7 @@ impl<T: PeerTransport> ResourceService<T> {
                 }
                 self.api
                     .store
-                    .update(marked, stored_rv)
+                    .update(marked, &existing, stored_rv)
                     .await
                     .map(|o| DeleteResponse {
                         object: o.encode_to_vec(),

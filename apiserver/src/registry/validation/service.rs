@@ -22,8 +22,6 @@ const SESSION_AFFINITIES: &[&str] = &["ClientIP", "None"];
 const DEFAULT_CLIENT_IP_TIMEOUT_SECONDS: i32 = 10800;
 /// Most seconds a ClientIP affinity may last: one day.
 const MAX_CLIENT_IP_TIMEOUT_SECONDS: i32 = 86400;
-/// The node port range Capstan allocates from (Kubernetes's default).
-pub(crate) const NODE_PORT_RANGE: std::ops::RangeInclusive<i32> = 30000..=32767;
 
 /// `SetDefaults_Service`.
 pub(crate) fn default_service(svc: &mut Service) {
@@ -178,16 +176,13 @@ pub(crate) fn validate_service(svc: &Service) -> Vec<FieldError> {
             let npath = format!("{path}.nodePort");
             match kind {
                 "NodePort" | "LoadBalancer" => {
-                    if !NODE_PORT_RANGE.contains(&node_port) {
+                    // The configured range is the allocator's business
+                    // (registry::allocation); here only a port number.
+                    if !(1..=65535).contains(&node_port) {
                         errors.push(invalid(
                             &npath,
                             node_port,
-                            &format!(
-                                "provided port is not in the valid range. The range of valid \
-                                 ports is {}-{}",
-                                NODE_PORT_RANGE.start(),
-                                NODE_PORT_RANGE.end()
-                            ),
+                            "must be between 1 and 65535, inclusive",
                         ));
                     }
                     if !node_ports.insert((node_port, p.protocol.as_str())) {

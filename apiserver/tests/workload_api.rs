@@ -1,8 +1,9 @@
-//! The `Pods` service against an in-process replica: batched bindings
-//! (authorization per binding, Conflict on a bound pod or a wrong uid,
-//! the PodScheduled condition) and logs relayed from a kubelet — here a
-//! fake kubelet on loopback that checks the apiserver authenticates with
-//! its peer certificate.
+//! What workloads and services need from the API, against an in-process
+//! replica: the `Pods` service — batched bindings (authorization per
+//! binding, Conflict on a bound pod or a wrong uid, the PodScheduled
+//! condition) and logs relayed from a kubelet (a fake kubelet on loopback
+//! that checks the apiserver authenticates with its peer certificate) —
+//! and Service ClusterIP / node port allocation.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,14 +14,15 @@ use capstan_pki::{CertificateAuthority, TlsPaths, Usage};
 use capstan_proto::Resource;
 use capstan_proto::api::core::v1::{
     Container, DaemonEndpoint, Node, NodeAddress, NodeDaemonEndpoints, NodeStatus, Pod, PodSpec,
+    Service, ServicePort, ServiceSpec,
 };
 use capstan_proto::api::meta::v1::ObjectMeta;
 use capstan_proto::rpc::kubelet_server::{Kubelet, KubeletServer};
 use capstan_proto::rpc::pods_client::PodsClient;
 use capstan_proto::rpc::resources_client::ResourcesClient;
 use capstan_proto::rpc::{
-    BindRequest, Binding, CreateRequest, GetRequest, LogChunk, LogsRequest, ResourceRef,
-    UpdateRequest,
+    BindRequest, Binding, CreateRequest, DeleteRequest, GetRequest, LogChunk, LogsRequest,
+    ResourceRef, UpdateRequest,
 };
 use futures::StreamExt;
 use prost::Message as _;
@@ -363,5 +365,205 @@ async fn logs_are_relayed_from_the_pods_kubelet() {
     assert_eq!(callers.lock().unwrap().len(), 2);
 
     kubelet.abort();
+    server.stop().await;
+}
+
+fn service(name: &str, kind: &str, cluster_ip: &str, node_port: Option<i32>) -> Service {
+    Service {
+        metadata: Some(ObjectMeta {
+            name: name.into(),
+            ..Default::default()
+        }),
+        spec: Some(ServiceSpec {
+            r#type: kind.into(),
+            cluster_ip: cluster_ip.into(),
+            selector: [("app".to_owned(), name.to_owned())].into(),
+            ports: vec![ServicePort {
+                port: Some(80),
+                node_port,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+async fn try_create(c: &mut ResourcesClient<Channel>, svc: &Service) -> Result<Service, Status> {
+    let r = c
+        .create(CreateRequest {
+            resource: rref::<Service>(),
+            namespace: "default".into(),
+            object: svc.encode_to_vec(),
+            dry_run: false,
+        })
+        .await?;
+    Ok(Service::decode(r.into_inner().object.as_slice()).unwrap())
+}
+
+async fn try_update(c: &mut ResourcesClient<Channel>, svc: &Service) -> Result<Service, Status> {
+    let r = c
+        .update(UpdateRequest {
+            resource: rref::<Service>(),
+            namespace: "default".into(),
+            object: svc.encode_to_vec(),
+            dry_run: false,
+        })
+        .await?;
+    Ok(Service::decode(r.into_inner().object.as_slice()).unwrap())
+}
+
+fn spec(svc: &Service) -> &ServiceSpec {
+    svc.spec.as_ref().unwrap()
+}
+
+fn invalid_message(status: &Status) -> String {
+    let api = capstan_proto::rpc::api_status(status).expect("an ApiStatus");
+    assert_eq!(api.reason, "Invalid", "{status:?}");
+    api.causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_get_cluster_ips_and_node_ports_held_until_deleted() {
+    let server = TestServer::start().await;
+    server.admin_kubeconfig();
+    let mut c = ResourcesClient::new(channel(&server, "user-capstan-admin"));
+
+    // ClusterIP: allocated from the default range, clusterIPs filled.
+    let a = try_create(&mut c, &service("a", "ClusterIP", "", None))
+        .await
+        .unwrap();
+    let ip: std::net::Ipv4Addr = spec(&a).cluster_ip.parse().unwrap();
+    assert_eq!(ip.octets()[..2], [127, 96], "{ip}");
+    assert_eq!(spec(&a).cluster_ips, vec![spec(&a).cluster_ip.clone()]);
+
+    // NodePort: one allocated in 30000-32767, one given.
+    let b = try_create(&mut c, &service("b", "NodePort", "", None))
+        .await
+        .unwrap();
+    let b_port = spec(&b).ports[0].node_port.unwrap();
+    assert!((30000..=32767).contains(&b_port), "{b_port}");
+    let web = try_create(&mut c, &service("web", "NodePort", "", Some(30390)))
+        .await
+        .unwrap();
+    assert_eq!(spec(&web).ports[0].node_port, Some(30390));
+
+    // Taken values are refused, naming the field; nothing is stored.
+    let err = try_create(&mut c, &service("c", "NodePort", "", Some(30390)))
+        .await
+        .unwrap_err();
+    let message = invalid_message(&err);
+    assert!(
+        message.contains("spec.ports[0].nodePort")
+            && message.contains("provided port is already allocated"),
+        "{message}"
+    );
+    let err = try_create(
+        &mut c,
+        &service("d", "ClusterIP", &spec(&a).cluster_ip, None),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        invalid_message(&err).contains("provided IP is already allocated"),
+        "{err:?}"
+    );
+    let err = try_create(&mut c, &service("e", "ClusterIP", "10.0.0.1", None))
+        .await
+        .unwrap_err();
+    assert!(
+        invalid_message(&err).contains("not in the valid range"),
+        "{err:?}"
+    );
+    let err = try_create(&mut c, &service("f", "NodePort", "", Some(8080)))
+        .await
+        .unwrap_err();
+    assert!(
+        invalid_message(&err).contains("not in the valid range"),
+        "{err:?}"
+    );
+    let missing = c
+        .get(GetRequest {
+            resource: rref::<Service>(),
+            namespace: "default".into(),
+            name: "c".into(),
+            allow_stale: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    // Headless and ExternalName hold nothing.
+    let headless = try_create(&mut c, &service("h", "ClusterIP", "None", None))
+        .await
+        .unwrap();
+    assert_eq!(spec(&headless).cluster_ip, "None");
+    let mut external = service("x", "ExternalName", "", None);
+    external.spec.as_mut().unwrap().external_name = "example.com".into();
+    external.spec.as_mut().unwrap().ports.clear();
+    let external = try_create(&mut c, &external).await.unwrap();
+    assert_eq!(spec(&external).cluster_ip, "");
+
+    // A replacement that leaves them out keeps the ClusterIP and node port.
+    let mut replace = service("web", "NodePort", "", None);
+    replace.metadata.as_mut().unwrap().resource_version =
+        web.metadata.as_ref().unwrap().resource_version.clone();
+    replace
+        .spec
+        .as_mut()
+        .unwrap()
+        .selector
+        .insert("tier".into(), "front".into());
+    let replaced = try_update(&mut c, &replace).await.unwrap();
+    assert_eq!(spec(&replaced).cluster_ip, spec(&web).cluster_ip);
+    assert_eq!(spec(&replaced).ports[0].node_port, Some(30390));
+
+    // Turning it into a ClusterIP service releases the node port...
+    let mut plain = replaced.clone();
+    plain.spec.as_mut().unwrap().r#type = "ClusterIP".into();
+    plain.spec.as_mut().unwrap().ports[0].node_port = None;
+    plain.spec.as_mut().unwrap().external_traffic_policy.clear();
+    try_update(&mut c, &plain).await.unwrap();
+    let g = try_create(&mut c, &service("g", "NodePort", "", Some(30390)))
+        .await
+        .unwrap();
+    assert_eq!(spec(&g).ports[0].node_port, Some(30390));
+
+    // ...and deleting a service releases its ClusterIP.
+    c.delete(DeleteRequest {
+        resource: rref::<Service>(),
+        namespace: "default".into(),
+        name: "a".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let again = try_create(
+        &mut c,
+        &service("a2", "ClusterIP", &spec(&a).cluster_ip, None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(spec(&again).cluster_ip, spec(&a).cluster_ip);
+
+    // Many at once get distinct addresses.
+    let mut ips = std::collections::BTreeSet::new();
+    let creates = (0..20).map(|i| {
+        let mut c = c.clone();
+        async move {
+            try_create(&mut c, &service(&format!("many-{i}"), "NodePort", "", None))
+                .await
+                .unwrap()
+        }
+    });
+    let mut ports = std::collections::BTreeSet::new();
+    for svc in futures::future::join_all(creates).await {
+        assert!(ips.insert(spec(&svc).cluster_ip.clone()));
+        assert!(ports.insert(spec(&svc).ports[0].node_port.unwrap()));
+    }
     server.stop().await;
 }
