@@ -134,6 +134,23 @@ pub fn encode(obj: &Object) -> Bytes {
     }
 }
 
+/// The wire encoding of a stored object with its resourceVersion set,
+/// without decoding it: protobuf merges a repeated occurrence of an
+/// embedded message field, and every kind's `metadata` is field 1, so
+/// appending `metadata { resourceVersion: REV }` to the stored bytes sets
+/// it. Used where objects go out unfiltered (watches and lists without
+/// selectors), so they are not decoded and re-encoded per client.
+pub fn encode_with_revision(value: &[u8], revision: u64) -> Vec<u8> {
+    let meta = capstan_proto::api::meta::v1::ObjectMeta {
+        resource_version: revision.to_string(),
+        ..Default::default()
+    };
+    let mut out = Vec::with_capacity(value.len() + 16);
+    out.extend_from_slice(value);
+    prost::encoding::message::encode(1, &meta, &mut out);
+    out
+}
+
 /// Decodes a stored version, setting its resourceVersion.
 pub fn decode(info: &KindInfo, kv: &KeyValue) -> Result<Object, StoreError> {
     let mut obj = Object::decode(info, &kv.value).map_err(|e| {
@@ -148,9 +165,9 @@ pub fn decode(info: &KindInfo, kv: &KeyValue) -> Result<Object, StoreError> {
 
 /// One page of a list.
 #[derive(Debug)]
-pub struct Page {
+pub struct Page<T = Object> {
     /// The objects, in key order.
-    pub items: Vec<Object>,
+    pub items: Vec<T>,
     /// The revision the page was read at.
     pub revision: u64,
     /// Where the next page starts, when there is one.
@@ -363,6 +380,41 @@ impl<T: PeerTransport> ObjectStore<T> {
         consistency: Consistency,
         keep: impl Fn(&Object) -> bool,
     ) -> Result<Page, StoreError> {
+        self.list_map(info, namespace, limit, continue_token, consistency, |kv| {
+            let obj = decode(info, kv)?;
+            Ok(keep(&obj).then_some(obj))
+        })
+        .await
+    }
+
+    /// As [`ObjectStore::list`] without a filter, each object in its wire
+    /// encoding with its resourceVersion ([`encode_with_revision`]): no
+    /// decode and re-encode.
+    pub async fn list_encoded(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        limit: usize,
+        continue_token: Option<&str>,
+        consistency: Consistency,
+    ) -> Result<Page<Vec<u8>>, StoreError> {
+        self.list_map(info, namespace, limit, continue_token, consistency, |kv| {
+            Ok(Some(encode_with_revision(&kv.value, kv.mod_revision)))
+        })
+        .await
+    }
+
+    /// The paging behind both lists: `pick` turns a stored version into an
+    /// item, or `None` to leave it out.
+    async fn list_map<I>(
+        &self,
+        info: &KindInfo,
+        namespace: Option<&str>,
+        limit: usize,
+        continue_token: Option<&str>,
+        consistency: Consistency,
+        pick: impl Fn(&KeyValue) -> Result<Option<I>, StoreError>,
+    ) -> Result<Page<I>, StoreError> {
         let prefix = Bytes::from(prefix(info, namespace));
         let mut request = match continue_token.filter(|t| !t.is_empty()) {
             Some(token) => {
@@ -387,9 +439,8 @@ impl<T: PeerTransport> ObjectStore<T> {
             let mut last_key = None;
             for kv in &response.kvs {
                 last_key = Some(kv.key.clone());
-                let obj = decode(info, kv)?;
-                if keep(&obj) {
-                    items.push(obj);
+                if let Some(item) = pick(kv)? {
+                    items.push(item);
                     if limit != 0 && items.len() == limit {
                         break;
                     }
@@ -437,4 +488,26 @@ fn decode_continue(text: &str) -> Result<ContinueToken, StoreError> {
         .ok()
         .and_then(|b| ContinueToken::from_bytes(&b))
         .ok_or_else(|| StoreError::BadRequest(format!("continue token {text:?} is malformed")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appending_the_revision_sets_it_for_every_kind() {
+        for info in capstan_proto::KINDS {
+            let mut obj = Object::decode(info, &[]).expect("an empty message decodes");
+            let meta = obj.metadata_mut();
+            meta.name = "x".into();
+            meta.labels.insert("a".into(), "b".into());
+            meta.resource_version = "7".into();
+            let stored = encode(&obj);
+            let out = Object::decode(info, &encode_with_revision(&stored, 42)).unwrap();
+            let meta = out.metadata().unwrap();
+            assert_eq!(meta.resource_version, "42", "{}", info.kind);
+            assert_eq!(meta.name, "x", "{}: other fields kept", info.kind);
+            assert_eq!(meta.labels.get("a").map(String::as_str), Some("b"));
+        }
+    }
 }

@@ -35,6 +35,11 @@ impl Filter {
         })
     }
 
+    /// Whether both selectors are empty (every object matches).
+    pub fn is_everything(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+
     /// Whether `obj` satisfies both selectors.
     pub fn matches(&self, obj: &Object) -> bool {
         let empty = Default::default();

@@ -285,21 +285,38 @@ impl<T: PeerTransport> ResourceService<T> {
             return Err(ApiError::bad_request("limit: must not be negative"));
         }
         let namespace = (!call.namespace.is_empty()).then_some(call.namespace.as_str());
-        let page = self
-            .api
-            .store
-            .list(
-                info,
-                namespace,
-                r.limit as usize,
-                Some(&r.r#continue),
-                consistency(r.allow_stale),
-                |o| filter.matches(o),
-            )
-            .await
-            .map_err(|e| ApiError::from_store(e, info, ""))?;
+        let page = if filter.is_everything() {
+            self.api
+                .store
+                .list_encoded(
+                    info,
+                    namespace,
+                    r.limit as usize,
+                    Some(&r.r#continue),
+                    consistency(r.allow_stale),
+                )
+                .await
+        } else {
+            self.api
+                .store
+                .list(
+                    info,
+                    namespace,
+                    r.limit as usize,
+                    Some(&r.r#continue),
+                    consistency(r.allow_stale),
+                    |o| filter.matches(o),
+                )
+                .await
+                .map(|page| crate::store::Page {
+                    items: page.items.iter().map(Object::encode_to_vec).collect(),
+                    revision: page.revision,
+                    continue_token: page.continue_token,
+                })
+        }
+        .map_err(|e| ApiError::from_store(e, info, ""))?;
         Ok(ListResponse {
-            items: page.items.iter().map(Object::encode_to_vec).collect(),
+            items: page.items,
             resource_version: page.revision.to_string(),
             r#continue: page.continue_token.unwrap_or_default(),
         })

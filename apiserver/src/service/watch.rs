@@ -194,6 +194,25 @@ fn events(
 ) -> Vec<Result<WatchEvent, Status>> {
     let mut out = Vec::new();
     let rv = revision.revision.to_string();
+    if filter.is_everything() {
+        // Nothing to match: the stored bytes go out as they are, with the
+        // revision appended (no decode and re-encode per watcher).
+        for event in &revision.events {
+            let (kind, value) = match (&event.kind, &event.prev_kv) {
+                (EventKind::Delete, Some(prev)) => (EventType::Deleted, &prev.value),
+                (EventKind::Delete, None) => continue,
+                (EventKind::Put, Some(_)) => (EventType::Modified, &event.kv.value),
+                (EventKind::Put, None) => (EventType::Added, &event.kv.value),
+            };
+            out.push(Ok(WatchEvent {
+                r#type: kind.into(),
+                object: store::encode_with_revision(value, revision.revision),
+                resource_version: rv.clone(),
+                error: None,
+            }));
+        }
+        return out;
+    }
     for event in &revision.events {
         let decode = |kv| store::decode(info, kv);
         let prev = match event.prev_kv.as_ref().map(decode).transpose() {
