@@ -22,6 +22,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+pub mod process;
+
 /// A runtime-chosen sandbox (pod) id.
 pub type SandboxId = String;
 /// A runtime-chosen container id.
