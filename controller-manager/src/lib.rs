@@ -6,7 +6,14 @@
 //! - [`config`]: the configuration file.
 //! - [`controller`]: what every controller gets ([`Context`], [`Shutdown`])
 //!   and the [`Controller`] entry of the list in [`controllers`].
+//! - [`endpoints`]: the endpoints controller (Services' Endpoints).
 //! - [`informer`]: shared informers, one watch per kind for all controllers.
+//! - [`expectations`]: creations/deletions a controller awaits seeing.
+//! - [`pods`]: pod facts shared by the workload controllers (active, ready,
+//!   available, controller references); [`selector`]: label selectors.
+//! - [`replicaset`]: the ReplicaSet controller, generic over
+//!   [`replicaset::Replicated`]; [`replication`]: the same for
+//!   ReplicationControllers.
 //! - [`run`]: campaigns for the Lease kube-system/kube-controller-manager;
 //!   while leading, runs every controller of [`controllers`] with fresh
 //!   informers; on losing the Lease, stops them and campaigns again (a
@@ -15,7 +22,13 @@
 
 pub mod config;
 pub mod controller;
+pub mod endpoints;
+pub mod expectations;
 pub mod informer;
+pub mod pods;
+pub mod replicaset;
+pub mod replication;
+pub mod selector;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +54,18 @@ const RESTART_DELAY: Duration = Duration::from_secs(1);
 /// Every controller this controller-manager runs while leading.
 pub fn controllers() -> Vec<Controller> {
     vec![
+        Controller {
+            name: "replicaset",
+            run: |ctx, stop| Box::pin(replicaset::run(ctx, stop)),
+        },
+        Controller {
+            name: "replicationcontroller",
+            run: |ctx, stop| Box::pin(replication::run(ctx, stop)),
+        },
+        Controller {
+            name: "endpoints",
+            run: |ctx, stop| Box::pin(endpoints::run(ctx, stop)),
+        },
         // One line per controller, e.g.:
         // Controller { name: "nodelifecycle", run: |ctx, stop| Box::pin(nodelifecycle::run(ctx, stop)) },
         // (node lifecycle, garbage collector and namespace controllers: add yours here.)
