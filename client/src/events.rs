@@ -90,7 +90,7 @@ impl Recorder {
             involved_object: Some(involved),
             reason: reason.to_owned(),
             message: message.to_owned(),
-            first_timestamp: Some(now.clone()),
+            first_timestamp: Some(now),
             last_timestamp: Some(now),
             event_time: Some(MicroTime::now()),
             count: Some(1),
@@ -170,13 +170,13 @@ async fn write_events(client: Client, source: EventSource, mut rx: mpsc::Receive
             let meta = update.metadata_mut();
             meta.name = prev.name.clone();
             update.count = Some(prev.count + 1);
-            update.first_timestamp = prev.first.clone();
+            update.first_timestamp = prev.first;
             match api.get(&prev.name).await {
                 Ok(current) => {
                     let mut current = current;
                     current.count = update.count;
-                    current.last_timestamp = update.last_timestamp.clone();
-                    current.event_time = update.event_time.clone();
+                    current.last_timestamp = update.last_timestamp;
+                    current.event_time = update.event_time;
                     if api.update(&current).await.is_ok() {
                         prev.count += 1;
                         prev.at = Instant::now();
@@ -214,7 +214,7 @@ async fn write_events(client: Client, source: EventSource, mut rx: mpsc::Receive
                     Seen {
                         name,
                         count: 1,
-                        first: event.first_timestamp.clone(),
+                        first: event.first_timestamp,
                         at: Instant::now(),
                     },
                 );

@@ -275,7 +275,11 @@ pub(crate) fn ip_errors(value: &str) -> Vec<String> {
 }
 
 /// Problems with an endpoint IP that is valid but special
-/// (`ValidateNonSpecialIP`): unspecified, loopback, link-local.
+/// (`ValidateNonSpecialIP`): unspecified, link-local.
+///
+/// Unlike Kubernetes, loopback addresses are allowed: Capstan's process
+/// runtime gives each pod its own address in 127.0.0.0/8, so on one
+/// machine endpoints are loopback addresses by design.
 pub(crate) fn special_ip_errors(value: &str) -> Vec<String> {
     let Ok(ip) = value.parse::<IpAddr>() else {
         return Vec::new();
@@ -283,9 +287,6 @@ pub(crate) fn special_ip_errors(value: &str) -> Vec<String> {
     let mut errors = Vec::new();
     if ip.is_unspecified() {
         errors.push(format!("may not be unspecified ({ip})"));
-    }
-    if ip.is_loopback() {
-        errors.push("may not be in the loopback range (127.0.0.0/8, ::1/128)".to_owned());
     }
     let (link_local, link_local_multicast) = match ip {
         IpAddr::V4(v4) => {
