@@ -1,4 +1,5 @@
 //! `create -f …` (see [`crate::apply`]) and imperative creation:
+//! `create deployment` (see [`crate::create_deployment`]),
 //! `create namespace NAME`, `create configmap NAME --from-literal=k=v
 //! --from-file=[key=]path` (files that are not UTF-8 go to `binaryData`),
 //! `create secret generic NAME` with the same flags and `--type`.
@@ -47,6 +48,9 @@ pub enum CreateWhat {
         #[arg(long = "from-file", value_name = "[KEY=]PATH")]
         from_file: Vec<String>,
     },
+    /// A deployment running the given images (labels app=NAME).
+    #[command(visible_alias = "deploy")]
+    Deployment(crate::create_deployment::DeploymentArgs),
     /// A secret.
     Secret {
         /// Which kind of secret.
@@ -170,12 +174,18 @@ pub async fn create(cli: &Cli, args: &CreateArgs) -> Result<(), Error> {
     let object: Object = match &args.what {
         None if args.filename.is_empty() => {
             return Err(Error::Usage(
-                "create needs -f FILE, or a subcommand (namespace, configmap, secret generic); see `capctl create --help`".into(),
+                "create needs -f FILE, or a subcommand (deployment, namespace, configmap, secret generic); see `capctl create --help`".into(),
             ));
         }
         None => {
             let ctx = Context::connect(cli)?;
             return crate::apply::apply_or_create(&ctx, &args.filename, true).await;
+        }
+        Some(CreateWhat::Deployment(deployment)) => {
+            return crate::create_deployment::create_deployment(deployment, || {
+                Context::connect(cli)
+            })
+            .await;
         }
         Some(CreateWhat::Namespace { name }) => Namespace {
             metadata: meta(name),

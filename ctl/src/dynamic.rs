@@ -148,11 +148,17 @@ impl DynApi {
 
     /// Creates `obj`; returns it as stored.
     pub async fn create(&self, obj: &Object) -> Result<Object, Error> {
+        self.create_with(obj, false).await
+    }
+
+    /// Creates `obj`, or with `dry_run` has the server default and
+    /// validate it without storing it; returns it as (it would be) stored.
+    pub async fn create_with(&self, obj: &Object, dry_run: bool) -> Result<Object, Error> {
         let req = CreateRequest {
             resource: resource_ref(self.info),
             namespace: self.namespace.clone(),
             object: obj.encode_to_vec(),
-            dry_run: false,
+            dry_run,
         };
         let resp = self
             .client

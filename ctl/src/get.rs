@@ -7,6 +7,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::dynamic::DynApi;
+use crate::table::Place;
 use crate::{Context, Error, OutputArgs, object_ref, table};
 
 /// `capctl get`.
@@ -311,15 +312,17 @@ pub(crate) fn header(info: &KindInfo, wide: bool, args: &GetArgs) -> Vec<String>
         header.push("NAMESPACE".to_owned());
     }
     header.push("NAME".to_owned());
-    header.extend(
+    let names = |place| {
         columns
             .iter()
-            .filter(|c| !c.wide)
-            .map(|c| c.name.to_owned()),
-    );
+            .filter(move |c| c.place == place)
+            .map(|c| c.name.to_owned())
+    };
+    header.extend(names(Place::BeforeAge));
     header.push("AGE".to_owned());
+    header.extend(names(Place::AfterAge));
     if wide {
-        header.extend(columns.iter().filter(|c| c.wide).map(|c| c.name.to_owned()));
+        header.extend(names(Place::Wide));
     }
     if args.show_labels {
         header.push("LABELS".to_owned());
@@ -347,13 +350,20 @@ pub(crate) fn row(
     } else {
         obj.name().to_owned()
     });
-    row.extend(columns.iter().filter(|c| !c.wide).map(|c| (c.cell)(&v)));
+    let cells = |place| {
+        columns
+            .iter()
+            .filter(move |c| c.place == place)
+            .map(|c| (c.cell)(&v))
+    };
+    row.extend(cells(Place::BeforeAge));
     row.push(table::age(
         table::at(&v, "metadata.creationTimestamp").and_then(Value::as_str),
         now,
     ));
+    row.extend(cells(Place::AfterAge));
     if wide {
-        row.extend(columns.iter().filter(|c| c.wide).map(|c| (c.cell)(&v)));
+        row.extend(cells(Place::Wide));
     }
     if args.show_labels {
         let labels = obj

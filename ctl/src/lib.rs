@@ -16,14 +16,24 @@
 //!   `--field-selector`, `-n`, `-A`, `--show-labels`, `-w` (one kind, or
 //!   one object by name: list, then every change; resumes from the last
 //!   revision, relists on `Expired`); the default table has
-//!   NAME, AGE and kubectl's columns for pods, deployments, replica sets,
+//!   NAME, AGE and kubectl's columns (pod STATUS computed as kubectl
+//!   does; `-o wide` adds kubectl's wide columns) for pods, deployments, replica sets,
 //!   replication controllers, stateful sets, services, namespaces, nodes,
 //!   config maps, secrets and HPAs.
 //! - `delete KIND NAME…`, `delete KIND -l SEL`, `delete KIND --all`,
 //!   `delete -f FILE`, with `--grace-period`.
 //! - `create namespace NAME`, `create configmap NAME --from-literal=k=v
 //!   --from-file=[key=]path`, `create secret generic NAME` (same flags,
-//!   `--type`).
+//!   `--type`), `create deployment NAME --image IMG… [--replicas N]
+//!   [--port P] [--dry-run[=client|server]] [-o yaml|json|name] [--
+//!   COMMAND…]`.
+//! - Workloads: `set image KIND/NAME CONTAINER=IMAGE…` (deployments,
+//!   replica sets, replication controllers, stateful sets, pods);
+//!   `rollout status|history|undo|pause|resume|restart deployment/NAME`
+//!   (status follows a watch with kubectl's progress lines, `--timeout`,
+//!   `--watch=false`; history and undo read the ReplicaSets' revision
+//!   annotations); `logs POD|deployment/NAME [-c C] [-f] [--tail N]
+//!   [--previous] [--limit-bytes N]`.
 //! - `label` / `annotate KIND NAME KEY=VALUE… KEY-…` (`--overwrite` to
 //!   change a key), `scale KIND NAME --replicas=N` (kinds whose spec has
 //!   `replicas`, per the schema) — JSON merge patches.
@@ -49,7 +59,9 @@
 //! - `label`/`annotate` with `-l`/`--all`; `scale --current-replicas`;
 //!   `explain --recursive`; `delete --wait` (a pod bound to a node is only
 //!   marked for deletion, as reported).
-//! - `create` forms other than namespace, configmap and secret generic.
+//! - `create` forms other than deployment, namespace, configmap and
+//!   secret generic; `rollout` for stateful sets; `describe deployment`
+//!   in kubectl's per-kind layout.
 //! - `apply` replaces the whole object (no three-way merge with a
 //!   last-applied annotation, no server-side apply), so fields set by
 //!   others (e.g. `spec.replicas` by an autoscaler) are reset to the
@@ -62,6 +74,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod apply;
 pub mod completion;
 pub mod create;
+pub mod create_deployment;
 pub mod delete;
 pub mod describe;
 pub mod dynamic;
@@ -70,8 +83,14 @@ pub mod explain;
 pub mod get;
 pub mod info;
 pub mod jsonpath;
+pub mod logs;
 pub mod manifest;
 pub mod patch;
+pub mod pod_status;
+pub mod rollout;
+pub mod rollout_history;
+pub mod rollout_status;
+pub mod set;
 pub mod table;
 pub mod watch;
 
@@ -118,6 +137,12 @@ pub enum Command {
     Annotate(patch::MetaArgs),
     /// Set spec.replicas of deployments, replica sets, stateful sets, replication controllers.
     Scale(patch::ScaleArgs),
+    /// Change a part of objects: `set image`.
+    Set(set::SetArgs),
+    /// Follow, list, undo, pause, resume or restart a deployment's rollouts.
+    Rollout(rollout::RolloutArgs),
+    /// Print a container's log (through the apiserver, from its kubelet).
+    Logs(logs::LogsArgs),
     /// Describe a kind or a field, from the API's own field comments.
     Explain(explain::ExplainArgs),
     /// List the served kinds.
@@ -236,6 +261,15 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             patch::label_or_annotate(&Context::connect(&cli)?, args, "annotations").await
         }
         Command::Scale(args) => patch::scale(&Context::connect(&cli)?, args).await,
+        Command::Set(args) => set::set(&Context::connect(&cli)?, args).await,
+        Command::Rollout(args) => {
+            rollout::check(args)?;
+            rollout::rollout(&Context::connect(&cli)?, args).await
+        }
+        Command::Logs(args) => {
+            logs::check(args)?;
+            logs::logs(&Context::connect(&cli)?, args).await
+        }
         Command::Apply(args) => apply::apply(&Context::connect(&cli)?, args).await,
         Command::Create(args) => create::create(&cli, args).await,
         Command::Get(args) => {

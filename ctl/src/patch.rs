@@ -39,7 +39,7 @@ type Targets = Vec<(&'static KindInfo, String)>;
 
 /// Splits `KIND NAME…` / `KIND/NAME…` followed by other arguments
 /// (those `is_rest` recognises).
-fn targets(
+pub(crate) fn targets(
     args: &[String],
     is_rest: impl Fn(&str) -> bool,
 ) -> Result<(Targets, Vec<String>), Error> {

@@ -1,5 +1,6 @@
-//! Tables for `get`: NAME (NAMESPACE first with `-A`), a few of kubectl's
-//! columns for common kinds, AGE, wide-only columns with `-o wide`, and
+//! Tables for `get`: NAME (NAMESPACE first with `-A`), kubectl's
+//! columns for common kinds (pods: [`crate::pod_status`]), AGE (a node's
+//! VERSION after it), wide-only columns with `-o wide`, and
 //! LABELS with `--show-labels`. Every kind gets NAME and AGE; the
 //! per-kind columns are the one table [`extra_columns`], each a function
 //! of the object's Kubernetes JSON.
@@ -7,12 +8,24 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 
+/// Where a column sits in the row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Between NAME and AGE.
+    BeforeAge,
+    /// Right after AGE (a node's VERSION).
+    AfterAge,
+    /// After those, only with `-o wide`.
+    Wide,
+}
+
 /// One per-kind column.
+#[derive(Clone, Copy)]
 pub struct Column {
     /// The header.
     pub name: &'static str,
-    /// Shown only with `-o wide`.
-    pub wide: bool,
+    /// Where it sits.
+    pub place: Place,
     /// The cell, from the object's JSON.
     pub cell: fn(&Value) -> String,
 }
@@ -20,7 +33,15 @@ pub struct Column {
 const fn col(name: &'static str, cell: fn(&Value) -> String) -> Column {
     Column {
         name,
-        wide: false,
+        place: Place::BeforeAge,
+        cell,
+    }
+}
+
+const fn after_age(name: &'static str, cell: fn(&Value) -> String) -> Column {
+    Column {
+        name,
+        place: Place::AfterAge,
         cell,
     }
 }
@@ -28,7 +49,7 @@ const fn col(name: &'static str, cell: fn(&Value) -> String) -> Column {
 const fn wide(name: &'static str, cell: fn(&Value) -> String) -> Column {
     Column {
         name,
-        wide: true,
+        place: Place::Wide,
         cell,
     }
 }
@@ -50,42 +71,68 @@ fn int(v: &Value, path: &str) -> i64 {
     at(v, path).and_then(Value::as_i64).unwrap_or(0)
 }
 
-fn items<'a>(v: &'a Value, path: &str) -> &'a [Value] {
+/// The array at a dotted path, empty when missing.
+pub fn items<'a>(v: &'a Value, path: &str) -> &'a [Value] {
     at(v, path)
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)
 }
 
-fn pod_ready(v: &Value) -> String {
-    let total = items(v, "spec.containers").len();
-    let ready = items(v, "status.containerStatuses")
-        .iter()
-        .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
-        .count();
-    format!("{ready}/{total}")
+fn pod_cells(v: &Value) -> crate::pod_status::PodCells {
+    crate::pod_status::pod_cells(v, OffsetDateTime::now_utc())
 }
 
-fn pod_status(v: &Value) -> String {
-    if at(v, "metadata.deletionTimestamp").is_some() {
-        return "Terminating".into();
+/// A label selector as text: a `LabelSelector` (`matchLabels`,
+/// `matchExpressions`) or a plain map (a ReplicationController's);
+/// `<none>` when empty.
+pub fn selector(v: &Value) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let labels = v
+        .get("matchLabels")
+        .or(if v.get("matchExpressions").is_some() {
+            None
+        } else {
+            Some(v)
+        });
+    if let Some(Value::Object(m)) = labels {
+        parts.extend(
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}"))),
+        );
     }
-    for c in items(v, "status.containerStatuses") {
-        if let Some(reason) = at(c, "state.waiting.reason").and_then(Value::as_str) {
-            return reason.to_owned();
-        }
+    for e in items(v, "matchExpressions") {
+        let key = e["key"].as_str().unwrap_or("");
+        let values: Vec<&str> = items(e, "values")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        parts.push(match e["operator"].as_str().unwrap_or("") {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_owned(),
+            "DoesNotExist" => format!("!{key}"),
+            op => format!("{key} {op} ({})", values.join(",")),
+        });
     }
-    match at(v, "status.phase").and_then(Value::as_str) {
-        Some(p) if !p.is_empty() => p.to_owned(),
-        _ => "Pending".into(),
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(",")
     }
 }
 
-fn pod_restarts(v: &Value) -> String {
-    items(v, "status.containerStatuses")
-        .iter()
-        .map(|c| int(c, "restartCount"))
-        .sum::<i64>()
-        .to_string()
+/// The template's (or pod's) containers' names or images, comma-joined.
+fn containers_field(v: &Value, field: &str) -> String {
+    let list = match items(v, "spec.template.spec.containers") {
+        [] => items(v, "spec.containers"),
+        l => l,
+    };
+    let cells: Vec<&str> = list.iter().filter_map(|c| c[field].as_str()).collect();
+    if cells.is_empty() {
+        "<none>".into()
+    } else {
+        cells.join(",")
+    }
 }
 
 fn replicas_ready(v: &Value) -> String {
@@ -120,10 +167,50 @@ fn node_status(v: &Value) -> String {
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
         .and_then(|c| c.get("status").and_then(Value::as_str));
-    match ready {
-        Some("True") => "Ready".into(),
-        _ => "NotReady".into(),
+    let mut status = match ready {
+        Some("True") => "Ready".to_owned(),
+        Some("Unknown") | None => "Unknown".to_owned(),
+        _ => "NotReady".to_owned(),
+    };
+    if at(v, "spec.unschedulable").and_then(Value::as_bool) == Some(true) {
+        status.push_str(",SchedulingDisabled");
     }
+    status
+}
+
+/// kubectl's ROLES: `node-role.kubernetes.io/ROLE` label keys and the
+/// `kubernetes.io/role` label value.
+fn node_roles(v: &Value) -> String {
+    let mut roles: Vec<String> = Vec::new();
+    if let Some(Value::Object(labels)) = at(v, "metadata.labels") {
+        for (k, val) in labels {
+            if let Some(role) = k.strip_prefix("node-role.kubernetes.io/") {
+                if !role.is_empty() {
+                    roles.push(role.to_owned());
+                }
+            } else if k == "kubernetes.io/role"
+                && let Some(r) = val.as_str().filter(|r| !r.is_empty())
+            {
+                roles.push(r.to_owned());
+            }
+        }
+    }
+    roles.sort();
+    roles.dedup();
+    if roles.is_empty() {
+        "<none>".into()
+    } else {
+        roles.join(",")
+    }
+}
+
+fn node_address(v: &Value, kind: &str) -> String {
+    items(v, "status.addresses")
+        .iter()
+        .find(|a| a["type"] == kind)
+        .and_then(|a| a["address"].as_str())
+        .unwrap_or("<none>")
+        .to_owned()
 }
 
 fn data_count(v: &Value) -> String {
@@ -132,11 +219,20 @@ fn data_count(v: &Value) -> String {
 }
 
 static POD: &[Column] = &[
-    col("READY", pod_ready),
-    col("STATUS", pod_status),
-    col("RESTARTS", pod_restarts),
+    col("READY", |v| pod_cells(v).ready),
+    col("STATUS", |v| pod_cells(v).status),
+    col("RESTARTS", |v| pod_cells(v).restarts),
     wide("IP", |v| text(v, "status.podIP")),
     wide("NODE", |v| text(v, "spec.nodeName")),
+    wide("NOMINATED NODE", |v| text(v, "status.nominatedNodeName")),
+    wide("READINESS GATES", crate::pod_status::readiness_gates),
+];
+const TEMPLATE_WIDE: [Column; 3] = [
+    wide("CONTAINERS", |v| containers_field(v, "name")),
+    wide("IMAGES", |v| containers_field(v, "image")),
+    wide("SELECTOR", |v| {
+        at(v, "spec.selector").map_or_else(|| "<none>".into(), selector)
+    }),
 ];
 static DEPLOYMENT: &[Column] = &[
     col("READY", replicas_ready),
@@ -146,6 +242,9 @@ static DEPLOYMENT: &[Column] = &[
     col("AVAILABLE", |v| {
         int(v, "status.availableReplicas").to_string()
     }),
+    TEMPLATE_WIDE[0],
+    TEMPLATE_WIDE[1],
+    TEMPLATE_WIDE[2],
 ];
 static REPLICAS: &[Column] = &[
     col("DESIRED", |v| {
@@ -156,6 +255,9 @@ static REPLICAS: &[Column] = &[
     }),
     col("CURRENT", |v| int(v, "status.replicas").to_string()),
     col("READY", |v| int(v, "status.readyReplicas").to_string()),
+    TEMPLATE_WIDE[0],
+    TEMPLATE_WIDE[1],
+    TEMPLATE_WIDE[2],
 ];
 static STATEFULSET: &[Column] = &[col("READY", replicas_ready)];
 static SERVICE: &[Column] = &[
@@ -164,7 +266,20 @@ static SERVICE: &[Column] = &[
     col("PORT(S)", service_ports),
 ];
 static NAMESPACE: &[Column] = &[col("STATUS", |v| text(v, "status.phase"))];
-static NODE: &[Column] = &[col("STATUS", node_status)];
+static NODE: &[Column] = &[
+    col("STATUS", node_status),
+    col("ROLES", node_roles),
+    after_age("VERSION", |v| text(v, "status.nodeInfo.kubeletVersion")),
+    wide("INTERNAL-IP", |v| node_address(v, "InternalIP")),
+    wide("EXTERNAL-IP", |v| node_address(v, "ExternalIP")),
+    wide("OS-IMAGE", |v| text(v, "status.nodeInfo.osImage")),
+    wide("KERNEL-VERSION", |v| {
+        text(v, "status.nodeInfo.kernelVersion")
+    }),
+    wide("CONTAINER-RUNTIME", |v| {
+        text(v, "status.nodeInfo.containerRuntimeVersion")
+    }),
+];
 static DATA: &[Column] = &[col("DATA", data_count)];
 static HPA: &[Column] = &[
     col("REFERENCE", |v| {
@@ -262,12 +377,58 @@ mod tests {
     #[test]
     fn pod_columns() {
         let pod = json!({
-            "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
-            "status": {"phase": "Running", "containerStatuses": [
-                {"ready": true, "restartCount": 2}, {"ready": false, "restartCount": 1}]}
+            "spec": {"containers": [{"name": "a"}, {"name": "b"}], "nodeName": "n1"},
+            "status": {"phase": "Running", "podIP": "127.1.0.2", "containerStatuses": [
+                {"ready": true, "restartCount": 2, "state": {"running": {}}},
+                {"ready": false, "restartCount": 1, "state": {"running": {}}}]}
         });
         let cells: Vec<String> = POD.iter().map(|c| (c.cell)(&pod)).collect();
-        assert_eq!(cells, ["1/2", "Running", "3", "<none>", "<none>"]);
+        assert_eq!(
+            cells,
+            ["1/2", "Running", "3", "127.1.0.2", "n1", "<none>", "<none>"]
+        );
+    }
+
+    #[test]
+    fn workload_and_node_columns() {
+        let deploy = json!({
+            "spec": {"replicas": 3,
+                "selector": {"matchLabels": {"app": "web"},
+                    "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]},
+                "template": {"spec": {"containers": [
+                    {"name": "web", "image": "nginx:1"}, {"name": "side", "image": "envoy"}]}}},
+            "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}
+        });
+        let cells: Vec<String> = DEPLOYMENT.iter().map(|c| (c.cell)(&deploy)).collect();
+        assert_eq!(
+            cells,
+            [
+                "2/3",
+                "3",
+                "2",
+                "web,side",
+                "nginx:1,envoy",
+                "app=web,tier in (a,b)"
+            ]
+        );
+        assert_eq!(selector(&json!({"app": "db"})), "app=db");
+        let node = json!({
+            "metadata": {"labels": {"node-role.kubernetes.io/control-plane": "", "kubernetes.io/role": "worker"}},
+            "spec": {"unschedulable": true},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                "nodeInfo": {"kubeletVersion": "v0.1.0"}}
+        });
+        let cells: Vec<String> = NODE.iter().map(|c| (c.cell)(&node)).collect();
+        assert_eq!(
+            cells[..4],
+            [
+                "Ready,SchedulingDisabled",
+                "control-plane,worker",
+                "v0.1.0",
+                "127.0.0.1"
+            ]
+        );
     }
 
     #[test]
