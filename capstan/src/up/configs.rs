@@ -5,7 +5,9 @@
 //!
 //! Addresses, all on loopback: apiserver replica N at `127.0.0.1:API+N-1`
 //! (peer port `PEER+N-1`); node N at `127.L.0.N` (L = `--loopback-net`),
-//! its kubelet on port `--kubelet-port`, its pods in `127.L.N.0/24`.
+//! its kubelet on port `--kubelet-port`, its pods in `127.L.N.0/24`, its
+//! proxy's cluster DNS on `127.L.0.N:53` (10053 when not root). Services
+//! get ClusterIPs in the apiservers' default range, `127.96.0.0/16`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -81,6 +83,22 @@ pub fn write_all(args: &UpArgs) -> anyhow::Result<()> {
         "# Written by `capstan up`; see deploy/controller-manager.example.yaml.\n\
          kubeconfig: controller-manager.kubeconfig\n",
     )?;
+    write_kubeconfig(args, "proxy", "proxy")?;
+    let dns_port = dns_port();
+    for node in &nodes {
+        write_once(
+            &dir.join(format!("proxy-{}.yaml", node.name)),
+            &format!(
+                "# Written by `capstan up`; see deploy/proxy.example.yaml.\n\
+                 kubeconfig: proxy.kubeconfig\n\
+                 nodeName: {node_name}\n\
+                 nodeIP: {ip}\n\
+                 dns:\n  listen: \"{ip}:{dns_port}\"\n",
+                node_name = node.name,
+                ip = node.ip,
+            ),
+        )?;
+    }
     for node in &nodes {
         let name = format!("kubelet-{}", node.name);
         write_kubeconfig(args, &name, &format!("node-{}", node.name))?;
@@ -109,6 +127,16 @@ pub fn write_all(args: &UpArgs) -> anyhow::Result<()> {
     }
     images(dir)?;
     Ok(())
+}
+
+/// The cluster DNS port: 53 when running as root (it is privileged),
+/// else 10053. The effective uid is the owner of `/proc/self`.
+pub fn dns_port() -> u16 {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata("/proc/self") {
+        Ok(m) if m.uid() == 0 => 53,
+        _ => 10053,
+    }
 }
 
 /// `apiserver-N.yaml` for every replica.

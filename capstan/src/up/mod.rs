@@ -4,14 +4,13 @@
 //! ([`configs`]), starts each apiserver replica as its own `capstan
 //! apiserver` process (so one can be killed), waits until every replica
 //! answers a linearizable read, then starts the scheduler, the
-//! controller-manager and, with `--nodes N`, a kubelet per node
-//! ([`process`]; logs in `DIR/logs/`, pids in `DIR/run/`), waits until
+//! controller-manager and, with `--nodes N`, a kubelet and a proxy (with
+//! cluster DNS) per node ([`process`]; logs in `DIR/logs/`, pids in
+//! `DIR/run/`), waits until
 //! every node is Ready, and prints how to point a client at it
 //! (`DIR/admin.kubeconfig`). Ctrl-C (or SIGTERM) stops every process and
 //! the pods' processes. Running it again on the same directory reuses the
 //! certificates, the configurations and the data.
-//!
-//! Not started yet: the proxy (issue 6).
 
 mod configs;
 mod process;
@@ -240,6 +239,10 @@ fn supervise(args: &UpArgs) -> ExitCode {
             Daemon::new(dir, &format!("kubelet-{}", layout.name), "kubelet")
         })
         .collect();
+    others.extend((1..=args.nodes).map(|n| {
+        let layout = configs::node_layout(args.loopback_net, n);
+        Daemon::new(dir, &format!("proxy-{}", layout.name), "proxy")
+    }));
     let first_kubelet = others.len();
     others.extend(kubelets);
     let stop_everything = |replicas: &mut Vec<Daemon>, others: &mut Vec<Daemon>| {
@@ -286,8 +289,7 @@ fn supervise(args: &UpArgs) -> ExitCode {
     println!(
         "Capstan is up: {} apiserver replica(s) at {}, a scheduler, a controller-manager and {} node(s).\n\
          Point a client at it:  export KUBECONFIG={}\n\
-         Data, logs and certificates: {}. Ctrl-C stops everything.\n\
-         Not started (not built yet): the proxy.",
+         Data, logs and certificates: {}. Ctrl-C stops everything.",
         replicas.len(),
         urls.join(", "),
         args.nodes,
