@@ -82,6 +82,13 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// The process runtime's per-container shim (started by the kubelet).
+    #[command(hide = true)]
+    ContainerShim {
+        /// `start DIR` or `run DIR`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Certificates: the cluster CA and one certificate per identity.
     Pki {
         #[command(subcommand)]
@@ -141,6 +148,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::ContainerShim { args } => capstan_kubelet::runtime::process::shim_main(args),
         Command::Apiserver { config } => apiserver(&config),
         Command::Scheduler { config } => daemon(
             "scheduler",
