@@ -18,6 +18,13 @@
 //! 5. one kubelet is killed: its pods are replaced on the other node within
 //!    the eviction timeout set here plus scheduling and start time.
 //!
+//! A second test does the same for Services (issue 6) on its own cluster:
+//! the seed example (`nginx-pod.yaml` + `nginx-service-nodeport.yaml`,
+//! unchanged) answers on the ClusterIP and on every node's port 30390; the
+//! name resolves through each node's cluster DNS; a Deployment behind a
+//! Service scaled 1 -> 3 gets requests on all three pods; a deleted pod
+//! leaves the Endpoints and gets no more traffic.
+//!
 //! Needs `capctl` built next to this test's binary (the workspace test run
 //! builds it) and python3 (Debian has it).
 
@@ -39,8 +46,10 @@ use capstan_proto::api::core::v1::{
 use capstan_proto::api::meta::v1::{LabelSelector, ObjectMeta};
 use capstan_proto::intstr::IntOrString;
 
-/// The loopback network of this test's nodes (127.NET.0.N).
+/// The loopback network of the workloads test's nodes (127.NET.0.N).
 const NET: u8 = 91;
+/// The services test's (its ClusterIPs are in 127.SERVICES_NET+1.0.0/16).
+const SERVICES_NET: u8 = 93;
 
 /// Every wait below is bounded by its own timeout; this bounds the slow ones.
 const LONG: Duration = Duration::from_secs(90);
@@ -70,7 +79,7 @@ struct Up {
 }
 
 impl Up {
-    fn args(dir: &Path, api: u16, peer: u16, kubelet: u16) -> Vec<String> {
+    fn args(dir: &Path, net: u8, api: u16, peer: u16, kubelet: u16) -> Vec<String> {
         vec![
             "up".into(),
             "--replicas".into(),
@@ -86,19 +95,27 @@ impl Up {
             "--kubelet-port".into(),
             kubelet.to_string(),
             "--loopback-net".into(),
-            NET.to_string(),
+            net.to_string(),
         ]
     }
 
-    fn start(dir: &Path) -> Up {
+    /// A cluster whose nodes are 127.NET.0.N and whose ClusterIPs are in
+    /// 127.NET+1.0.0/16 (so two tests' clusters never share an address).
+    fn start(dir: &Path, net: u8) -> Up {
         let (api, peer, kubelet) = (free_port_base(3), free_port_base(3), free_port_base(1));
-        let args = Up::args(dir, api, peer, kubelet);
+        let args = Up::args(dir, net, api, peer, kubelet);
         let status = Command::new(env!("CARGO_BIN_EXE_capstan"))
             .args(&args)
             .arg("--configure-only")
             .status()
             .unwrap();
         assert!(status.success());
+        for id in 1..=3 {
+            append(
+                &dir.join(format!("apiserver-{id}.yaml")),
+                &format!("serviceClusterIPRange: 127.{}.0.0/16\n", net + 1),
+            );
+        }
         // Fast failure detection for the test: node leases every second,
         // NotReady after 4 s, eviction 2 s later; leader Leases of 2 s.
         for n in 1..=2 {
@@ -109,7 +126,7 @@ impl Up {
         }
         append(
             &dir.join("controller-manager.yaml"),
-            "leaderElection: { leaseDurationSeconds: 2, renewDeadlineSeconds: 1, retryPeriodSeconds: 1 }\n\
+            "leaderElection: { leaseDurationSeconds: 2, renewDeadlineSeconds: 1.5, retryPeriodSeconds: 0.5 }\n\
              nodeMonitorGracePeriodSeconds: 4\npodEvictionTimeoutSeconds: 2\nevictionRate: 10\n",
         );
         let mut child = Command::new(env!("CARGO_BIN_EXE_capstan"))
@@ -407,7 +424,7 @@ async fn lease_holder(leases: &Api<Lease>) -> String {
 async fn deployment_rolls_survives_a_dead_node_and_a_dead_controller_manager() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cluster");
-    let up = Up::start(&dir);
+    let up = Up::start(&dir, NET);
     let client = up.client();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
@@ -620,5 +637,233 @@ async fn deployment_rolls_survives_a_dead_node_and_a_dead_controller_manager() {
 
     let _ = second.kill();
     let _ = second.wait();
+    up.stop();
+}
+
+/// The fixture's path (`../shared/fixtures/manifests/valid/NAME`, or under
+/// `$CAPSTAN_FIXTURES`).
+fn fixture(name: &str) -> PathBuf {
+    let base = std::env::var_os("CAPSTAN_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
+    let nested = base.join("manifests");
+    let base = if nested.is_dir() { nested } else { base };
+    base.join("valid").join(name)
+}
+
+/// GET / on `addr` within 1 s: the body, or `None`.
+fn http_get_at(addr: &str) -> Option<String> {
+    let addr: std::net::SocketAddr = addr.parse().ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.contains(" 200 ")
+        .then(|| out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, at most `timeout`.
+async fn eventually<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One DNS A query for `name` to `server` over UDP: the addresses.
+fn dns_a(server: &str, name: &str) -> Vec<std::net::Ipv4Addr> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.trim_end_matches('.').split('.') {
+        query.push(label.len() as u8);
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    socket.send_to(&query, server).unwrap();
+    let mut buf = [0u8; 1500];
+    let Ok(n) = socket.recv(&mut buf) else {
+        return Vec::new();
+    };
+    let answers = u16::from_be_bytes([buf[6], buf[7]]);
+    // Skip the header and the question, then read each answer's A data.
+    let mut i = 12;
+    while buf[i] != 0 {
+        i += usize::from(buf[i]) + 1;
+    }
+    i += 5;
+    let mut out = Vec::new();
+    for _ in 0..answers {
+        if i + 12 > n {
+            break;
+        }
+        // A compressed name pointer (2 bytes) or a full name.
+        if buf[i] & 0xc0 == 0xc0 {
+            i += 2;
+        } else {
+            while buf[i] != 0 {
+                i += usize::from(buf[i]) + 1;
+            }
+            i += 1;
+        }
+        let rtype = u16::from_be_bytes([buf[i], buf[i + 1]]);
+        let len = usize::from(u16::from_be_bytes([buf[i + 8], buf[i + 9]]));
+        i += 10;
+        if rtype == 1 && len == 4 {
+            out.push(std::net::Ipv4Addr::new(
+                buf[i],
+                buf[i + 1],
+                buf[i + 2],
+                buf[i + 3],
+            ));
+        }
+        i += len;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_reach_pods_through_cluster_ips_node_ports_and_dns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let up = Up::start(&dir, SERVICES_NET);
+    let client = up.client();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let services: Api<capstan_proto::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "default");
+    let node_ip = |n: u8| format!("127.{SERVICES_NET}.0.{n}");
+
+    // The seed example, unchanged: nginx-demo (its image from the nodes'
+    // catalogue: an HTTP server on port 80) and a NodePort Service on 30390.
+    for manifest in ["nginx-pod.yaml", "nginx-service-nodeport.yaml"] {
+        let out = run_capctl(&dir, &["apply", "-f", fixture(manifest).to_str().unwrap()]);
+        assert!(out.contains("created"), "{out}");
+    }
+    let svc = services.get("my-service").await.unwrap();
+    let cluster_ip = svc.spec.as_ref().unwrap().cluster_ip.clone();
+    assert!(
+        cluster_ip.starts_with(&format!("127.{}.", SERVICES_NET + 1)),
+        "{cluster_ip}"
+    );
+    for addr in [
+        format!("{cluster_ip}:80"),
+        format!("{}:30390", node_ip(1)),
+        format!("{}:30390", node_ip(2)),
+    ] {
+        eventually(&format!("an answer at {addr}"), LONG, async || {
+            http_get_at(&addr)
+        })
+        .await;
+    }
+
+    // The DNS name resolves to the ClusterIP, on every node's DNS server.
+    let dns_port = if std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+    {
+        53
+    } else {
+        10053
+    };
+    for n in [1, 2] {
+        let server = format!("{}:{dns_port}", node_ip(n));
+        let answers = dns_a(&server, "my-service.default.svc.cluster.local");
+        assert_eq!(
+            answers,
+            vec![cluster_ip.parse::<std::net::Ipv4Addr>().unwrap()],
+            "DNS at {server}"
+        );
+    }
+
+    // A Deployment behind a Service, scaled 1 -> 3: requests spread over
+    // all three pods.
+    let mut d = deployment("v1");
+    d.metadata.as_mut().unwrap().name = "echo".into();
+    let labels: BTreeMap<String, String> = [("app".to_owned(), "echo".to_owned())].into();
+    let spec = d.spec.as_mut().unwrap();
+    spec.replicas = Some(1);
+    spec.selector.as_mut().unwrap().match_labels = labels.clone();
+    spec.template
+        .as_mut()
+        .unwrap()
+        .metadata
+        .as_mut()
+        .unwrap()
+        .labels = labels;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    deployments.create(&d).await.unwrap();
+    let out = run_capctl(
+        &dir,
+        &[
+            "expose",
+            "deployment",
+            "echo",
+            "--port",
+            "80",
+            "--target-port",
+            "8080",
+        ],
+    );
+    assert!(out.contains("exposed"), "{out}");
+    let echo = services.get("echo").await.unwrap();
+    let echo_addr = format!("{}:80", echo.spec.as_ref().unwrap().cluster_ip);
+    eventually("the echo service answers", LONG, async || {
+        http_get_at(&echo_addr)
+    })
+    .await;
+    run_capctl(&dir, &["scale", "deployment/echo", "--replicas", "3"]);
+    let echo_pods = ListParams::default().labels("app=echo");
+    eventually("3 ready echo pods", LONG, async || {
+        let list = pods.list(&echo_pods).await.ok()?;
+        (list.items.iter().filter(|p| is_ready(p)).count() == 3).then_some(())
+    })
+    .await;
+    let seen: BTreeSet<String> = eventually("requests reach all 3 pods", LONG, async || {
+        let mut seen = BTreeSet::new();
+        for _ in 0..60 {
+            if let Some(body) = http_get_at(&echo_addr) {
+                seen.insert(body);
+            }
+        }
+        (seen.len() == 3).then_some(seen)
+    })
+    .await;
+    println!("requests through the ClusterIP reached {seen:?}");
+
+    // A killed pod leaves the Endpoints and gets no more traffic.
+    let victim = pods.list(&echo_pods).await.unwrap().items[0].clone();
+    let victim_name = victim.metadata.as_ref().unwrap().name.clone();
+    let victim_ip = pod_ip(&victim);
+    pods.delete(&victim_name, &Default::default())
+        .await
+        .unwrap();
+    let endpoints: Api<capstan_proto::api::core::v1::Endpoints> =
+        Api::namespaced(client.clone(), "default");
+    eventually("the killed pod leaves the Endpoints", LONG, async || {
+        let ep = endpoints.get("echo").await.ok()?;
+        let ips: Vec<&str> = ep
+            .subsets
+            .iter()
+            .flat_map(|s| &s.addresses)
+            .map(|a| a.ip.as_str())
+            .collect();
+        (!ips.contains(&victim_ip.as_str())).then_some(())
+    })
+    .await;
+    for _ in 0..30 {
+        if let Some(body) = http_get_at(&echo_addr) {
+            assert!(
+                !body.ends_with(&victim_name),
+                "traffic reached the deleted pod {victim_name}"
+            );
+        }
+    }
     up.stop();
 }
