@@ -250,9 +250,35 @@ fn write_admin_kubeconfig(args: &UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The nodes' image catalogue: small images built from what every Debian
-/// machine has, so a manifest can run without a registry.
+/// The nodes' image catalogue (see `kubelet::runtime::process::image`):
+/// small images built from what every Debian machine has, so the usual
+/// example manifests run without a registry. Each process gets its pod's
+/// address in `CAPSTAN_POD_IP` from the process runtime.
 fn images(dir: &Path) -> anyhow::Result<()> {
-    let _ = dir;
+    let images = dir.join("images");
+    let www = images.join("www");
+    std::fs::create_dir_all(&www).with_context(|| format!("creating {}", www.display()))?;
+    write_once(
+        &www.join("index.html"),
+        "<!DOCTYPE html>\n<html><body><h1>Welcome to nginx!</h1>\n<p>Served by Capstan's process runtime.</p></body></html>\n",
+    )?;
+    // nginx: an HTTP server on port 80 of the pod's address, serving www/.
+    for tag in ["latest", "1.14.2", "1.25", "1.27"] {
+        write_once(
+            &images.join(format!("nginx-{tag}.yaml")),
+            &format!(
+                "# Written by `capstan up`: stands in for nginx with python3's http.server.\n\
+                 name: nginx\n\
+                 tag: \"{tag}\"\n\
+                 entrypoint: [sh, -c, 'exec python3 -m http.server \"${{NGINX_PORT:-80}}\" --bind \"$CAPSTAN_POD_IP\" --directory \"$0\"', {www:?}]\n",
+                www = www.display().to_string()
+            ),
+        )?;
+    }
+    // busybox: the host's shell and tools (run `command:` as given).
+    write_once(
+        &images.join("busybox-latest.yaml"),
+        "# Written by `capstan up`: the host's shell.\nname: busybox\ntag: latest\nentrypoint: [sh]\n",
+    )?;
     Ok(())
 }
