@@ -2,7 +2,8 @@
 //! people — name, namespace, labels, annotations, creation time, then each
 //! other top-level section (`Spec:`, `Status:`, `Data:` …) as indented
 //! YAML — and the Events about it (field selector on `involvedObject`),
-//! oldest first. The same for every kind; no per-kind layout yet.
+//! oldest first. The same for every kind except deployments, which have
+//! kubectl's own layout ([`crate::describe_deployment`]).
 
 use std::collections::BTreeMap;
 
@@ -163,6 +164,20 @@ fn events_table(events: &[Object]) -> Result<String, Error> {
     Ok(out)
 }
 
+/// A deployment in kubectl's layout ([`crate::describe_deployment`]).
+async fn deployment(ctx: &Context, obj: &Object, events: &[Object]) -> Result<String, Error> {
+    let rs_info = kinds::lookup("apps/v1", "ReplicaSet").expect("ReplicaSet is served");
+    let replica_sets = DynApi::new(&ctx.client, rs_info, obj.namespace())
+        .list("", "")
+        .await?
+        .iter()
+        .map(to_value)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = crate::describe_deployment::describe(&to_value(obj)?, &replica_sets);
+    out.push_str(&events_table(events)?);
+    Ok(out)
+}
+
 /// Runs `capctl describe`.
 pub async fn describe(ctx: &Context, args: &DescribeArgs) -> Result<(), Error> {
     let first = &args.args[0];
@@ -224,7 +239,11 @@ pub async fn describe(ctx: &Context, args: &DescribeArgs) -> Result<(), Error> {
         let events = DynApi::new(&ctx.client, event_info, obj.namespace())
             .list("", &fields)
             .await?;
-        print!("{}", describe_one(obj, &events)?);
+        if obj.info().kind == "Deployment" {
+            print!("{}", deployment(ctx, obj, &events).await?);
+        } else {
+            print!("{}", describe_one(obj, &events)?);
+        }
     }
     if failed { Err(Error::Reported) } else { Ok(()) }
 }

@@ -39,7 +39,8 @@
 //!   `replicas`, per the schema) — JSON merge patches.
 //! - `describe KIND [NAME…]|KIND/NAME|KIND -l SEL`: the object (metadata,
 //!   then each top-level section as YAML) and its Events — one generic
-//!   layout, no per-kind one.
+//!   layout, except deployments (kubectl's: replicas, strategy, pod
+//!   template, conditions, old and new ReplicaSets).
 //! - `explain KIND[.field.path]`, from the API descriptors' comments.
 //! - `api-resources`, `version`, `cluster members [-o json]`.
 //! - `completion bash|zsh|fish`, written from the clap definition and the
@@ -60,8 +61,8 @@
 //!   `explain --recursive`; `delete --wait` (a pod bound to a node is only
 //!   marked for deletion, as reported).
 //! - `create` forms other than deployment, namespace, configmap and
-//!   secret generic; `rollout` for stateful sets; `describe deployment`
-//!   in kubectl's per-kind layout.
+//!   secret generic; `rollout` for stateful sets; kubectl's per-kind
+//!   `describe` layouts other than deployments'.
 //! - `apply` replaces the whole object (no three-way merge with a
 //!   last-applied annotation, no server-side apply), so fields set by
 //!   others (e.g. `spec.replicas` by an autoscaler) are reset to the
@@ -77,6 +78,7 @@ pub mod create;
 pub mod create_deployment;
 pub mod delete;
 pub mod describe;
+pub mod describe_deployment;
 pub mod dynamic;
 pub mod error;
 pub mod explain;

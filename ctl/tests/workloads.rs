@@ -357,6 +357,22 @@ async fn rollout_history_undo_pause_resume_restart() {
             .await,
         "deployment.apps/web skipped rollback (current template already matches revision 1)\n"
     );
+    // describe: kubectl's layout, the matching ReplicaSet as the new one.
+    let described = ctl.ok(&["describe", "deployment", "web"]).await;
+    for want in [
+        "Name:                   web\n",
+        "Replicas:               1 desired | 0 updated | 0 total | 0 available | 0 unavailable\n",
+        "StrategyType:           RollingUpdate\n",
+        "    Image:        nginx:1\n",
+        "OldReplicaSets:  <none>\n",
+        "NewReplicaSet:   web-1 (0/0 replicas created)\n",
+        "Events:",
+    ] {
+        assert!(
+            described.contains(want),
+            "{want:?} missing in:\n{described}"
+        );
+    }
     let stderr = ctl
         .fails(&["rollout", "undo", "deploy/web", "--to-revision=5"], 1)
         .await;
