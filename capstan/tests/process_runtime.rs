@@ -625,6 +625,45 @@ async fn limits_are_enforced_or_reported() {
     if cond.status {
         assert!(s.limits_enforced, "{}", s.message);
         assert_eq!((s.exit_code, s.reason.as_str()), (Some(137), "OOMKilled"));
+        // The CPU limit is the CFS quota of the container's cgroup.
+        let mut c = container("idle", 0, "x", &["sleep", "30"]);
+        c.resources.cpu_millis = Some(250);
+        let id = rt.create_container(&sb, &c, &sb_config).await.unwrap();
+        rt.start_container(&id).await.unwrap();
+        let started = std::fs::read_to_string(
+            h.dir
+                .path()
+                .join("root/containers")
+                .join(&id)
+                .join("started.json"),
+        )
+        .unwrap();
+        let pid = json_u32(&started, "\"pid\"").unwrap();
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let quota = if cond.reason == "CgroupV1" {
+            let path = cgroups
+                .lines()
+                .find_map(|l| l.split_once(":cpu:").map(|(_, p)| p.to_string()))
+                .or_else(|| {
+                    cgroups
+                        .lines()
+                        .find_map(|l| l.split_once(":cpu,cpuacct:").map(|(_, p)| p.to_string()))
+                })
+                .unwrap_or_else(|| panic!("no cpu cgroup in {cgroups}"));
+            std::fs::read_to_string(format!("/sys/fs/cgroup/cpu{path}/cpu.cfs_quota_us")).unwrap()
+        } else {
+            let path = cgroups
+                .lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .unwrap()
+                .to_string();
+            std::fs::read_to_string(format!("/sys/fs/cgroup{path}/cpu.max")).unwrap()
+        };
+        assert!(
+            quota.starts_with("25000"),
+            "cpu quota {quota:?} in {cgroups}"
+        );
+        assert!(cgroups.contains(&id), "{cgroups}");
     } else {
         assert!(!s.limits_enforced);
         assert!(
@@ -661,4 +700,74 @@ async fn a_corrupt_record_is_reported() {
     assert!(err.contains("corrupt") && err.contains(&id), "{err}");
     let err = rt.container_status(&id).await.unwrap_err().to_string();
     assert!(err.contains("container.json"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_latency_and_stop_everything() {
+    let h = Harness::new("127.77.10.0/24");
+    let rt = h.runtime();
+    let mut took = Vec::new();
+    let mut pods = Vec::new();
+    for i in 0..20 {
+        let t = Instant::now();
+        let sb_config = h.sandbox(&format!("p{i}"));
+        let sb = rt.run_pod_sandbox(&sb_config).await.unwrap();
+        let c = container("main", 0, "x", &["sleep", "30"]);
+        let id = rt.create_container(&sb, &c, &sb_config).await.unwrap();
+        rt.start_container(&id).await.unwrap();
+        took.push(t.elapsed());
+        pods.push((sb, id));
+    }
+    took.sort();
+    eprintln!(
+        "sandbox+create+start over {} pods: p50 {:?}, max {:?}",
+        took.len(),
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
+    assert!(took[took.len() - 1] < Duration::from_secs(2), "{took:?}");
+    let t = Instant::now();
+    let listed = rt
+        .list_containers(&ContainerFilter::default())
+        .await
+        .unwrap();
+    eprintln!(
+        "list_containers over {} containers: {:?}",
+        listed.len(),
+        t.elapsed()
+    );
+    assert!(listed.iter().all(|c| c.state == ContainerState::Running));
+
+    // A corrupt allocations file is rebuilt from the sandbox records.
+    std::fs::write(h.dir.path().join("root/ipam.json"), b"garbage").unwrap();
+    let rt = h.runtime();
+    let extra = rt.run_pod_sandbox(&h.sandbox("extra")).await.unwrap();
+    let ips: std::collections::BTreeSet<_> = rt
+        .list_pod_sandboxes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.ip.unwrap())
+        .collect();
+    assert_eq!(ips.len(), 21, "every live sandbox keeps a distinct address");
+    rt.stop_pod_sandbox(&extra).await.unwrap();
+
+    let t = Instant::now();
+    rt.stop_everything(Duration::from_secs(5)).await.unwrap();
+    eprintln!(
+        "stop_everything over {} containers: {:?}",
+        pods.len(),
+        t.elapsed()
+    );
+    for (sb, id) in &pods {
+        let s = rt.container_status(id).await.unwrap();
+        assert_eq!((s.state, s.exit_code), (ContainerState::Exited, Some(143)));
+        assert_eq!(
+            rt.pod_sandbox_status(sb).await.unwrap().state,
+            SandboxState::NotReady
+        );
+    }
+    for (sb, _) in &pods {
+        rt.remove_pod_sandbox(sb).await.unwrap();
+    }
 }

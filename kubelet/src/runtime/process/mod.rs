@@ -142,6 +142,33 @@ impl ProcessRuntime {
         })
     }
 
+    /// Stops every sandbox and its containers (SIGTERM, `grace`, SIGKILL)
+    /// and releases their addresses, keeping the records. Not part of a
+    /// kubelet restart (running pods are adopted then); for tearing a
+    /// node down, e.g. at the end of `capstan up` or of a test.
+    pub async fn stop_everything(&self, grace: Duration) -> Result<(), RuntimeError> {
+        self.blocking(move |i| {
+            let containers = i.container_records(&ContainerFilter::default())?;
+            // All at once, so the grace periods run side by side.
+            std::thread::scope(|scope| {
+                let stops: Vec<_> = containers
+                    .iter()
+                    .map(|c| scope.spawn(move || i.stop_container(&c.id, grace)))
+                    .collect();
+                stops.into_iter().try_for_each(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(RuntimeError::Failed("a container stop panicked".into()))
+                    })
+                })
+            })?;
+            for s in i.list_pod_sandboxes()? {
+                i.stop_pod_sandbox(&s.id)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Runs `f` on the blocking pool: every operation does file I/O and
     /// some wait for processes.
     async fn blocking<T: Send + 'static>(

@@ -42,9 +42,15 @@ impl Inner {
             sweep_removing(&dir)?;
         }
         let ipam_path = root.join(IPAM_FILE);
-        let mut alloc = match read_opt::<Allocations>(&ipam_path)? {
-            Some(a) => a,
-            None => Allocations::new(&cidr),
+        // The sandbox records are the source of truth; the allocations file
+        // is rebuilt from them when it is missing or unreadable.
+        let mut alloc = match read_opt::<Allocations>(&ipam_path) {
+            Ok(Some(a)) => a,
+            Ok(None) => Allocations::new(&cidr),
+            Err(e) => {
+                tracing::error!("{e}; rebuilding the pod IP allocations from the sandbox records");
+                Allocations::new(&cidr)
+            }
         };
         if alloc.cidr != cidr.to_string() {
             tracing::warn!(from = %alloc.cidr, to = %cidr, "pod CIDR changed; keeping only addresses inside the new one");
