@@ -14,6 +14,7 @@
 //! - [`replicaset`]: the ReplicaSet controller, generic over
 //!   [`replicaset::Replicated`]; [`replication`]: the same for
 //!   ReplicationControllers.
+//! - [`deployment`]: the Deployment controller (rollouts over ReplicaSets).
 //! - [`run`]: campaigns for the Lease kube-system/kube-controller-manager;
 //!   while leading, runs every controller of [`controllers`] with fresh
 //!   informers; on losing the Lease, stops them and campaigns again (a
@@ -22,9 +23,11 @@
 
 pub mod config;
 pub mod controller;
+pub mod deployment;
 pub mod endpoints;
 pub mod expectations;
 pub mod informer;
+pub mod nodelifecycle;
 pub mod pods;
 pub mod replicaset;
 pub mod replication;
@@ -63,8 +66,16 @@ pub fn controllers() -> Vec<Controller> {
             run: |ctx, stop| Box::pin(replication::run(ctx, stop)),
         },
         Controller {
+            name: "deployment",
+            run: |ctx, stop| Box::pin(deployment::run(ctx, stop)),
+        },
+        Controller {
             name: "endpoints",
             run: |ctx, stop| Box::pin(endpoints::run(ctx, stop)),
+        },
+        Controller {
+            name: "nodelifecycle",
+            run: |ctx, stop| Box::pin(nodelifecycle::run(ctx, stop)),
         },
         // One line per controller, e.g.:
         // Controller { name: "nodelifecycle", run: |ctx, stop| Box::pin(nodelifecycle::run(ctx, stop)) },
