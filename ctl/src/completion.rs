@@ -2,7 +2,8 @@
 //! command line's own definition (clap's [`clap::Command`]: subcommands,
 //! flags, descriptions) and the served kinds ([`capstan_proto::KINDS`]);
 //! object names after `KIND` come from the cluster at completion time
-//! (`capctl get KIND -o jsonpath=…`). Source it, e.g.
+//! (`capctl get KIND -o jsonpath=…`), as are pod names after `logs` and
+//! `deployment/NAME` after `rollout SUBCOMMAND`. Source it, e.g.
 //! `source <(capctl completion bash)`.
 
 use clap::{CommandFactory as _, ValueEnum};
@@ -83,6 +84,16 @@ _capctl() {{
     fi
     case "$cmd" in
 {cases}        *) words="{global}" ;;
+    esac
+    case "$cmd" in
+        logs)
+            if [[ $npos -eq 0 && "$cur" != -* ]]; then
+                COMPREPLY=($(compgen -W "$(capctl get pods -o 'jsonpath={{.items[*].metadata.name}}' 2>/dev/null)" -- "$cur")); return
+            fi ;;
+        rollout)
+            if [[ $npos -eq 1 && "$cur" != -* ]]; then
+                COMPREPLY=($(compgen -W "$(capctl get deployments -o 'jsonpath={{range .items[*]}}deployment/{{.metadata.name}} {{end}}' 2>/dev/null)" -- "$cur")); return
+            fi ;;
     esac
     case " {kind_commands} " in
         *" $cmd "*)

@@ -142,6 +142,41 @@ async fn create_deployment_and_set_image() {
         "busybox:2"
     );
     ctl.fails(&["set", "image", "configmap/x", "a=b"], 64).await;
+
+    // Completion: pods after `logs`, deployment/NAME after `rollout status`.
+    let script = ctl.server.dir().join("capctl.bash");
+    std::fs::write(&script, ctl.ok(&["completion", "bash"]).await).unwrap();
+    let complete = |words: &'static str| {
+        let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_capctl"))
+            .parent()
+            .unwrap()
+            .to_owned();
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg("-c")
+            .arg(format!(
+                "source \"$1\" && COMP_WORDS=({words}) && COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)) && _capctl && echo \"${{COMPREPLY[@]}}\""
+            ))
+            .arg("bash")
+            .arg(&script)
+            .env("PATH", path)
+            .env("KUBECONFIG", &ctl.kubeconfig)
+            .current_dir(ctl.server.dir());
+        tokio::task::spawn_blocking(move || {
+            let out = cmd.output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        })
+    };
+    assert_eq!(complete("capctl logs so").await.unwrap(), "solo");
+    assert_eq!(
+        complete("capctl rollout status dep").await.unwrap(),
+        "deployment/web"
+    );
+    assert_eq!(complete("capctl rollout und").await.unwrap(), "undo");
 }
 
 /// Writes the deployment's status as the controller would.
