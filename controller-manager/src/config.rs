@@ -40,6 +40,9 @@ pub struct Config {
     /// Deployments reconciled at once (`--concurrent-deployment-syncs`).
     #[serde(default = "default_concurrency")]
     pub concurrent_deployment_syncs: usize,
+    /// The node lifecycle controller (`nodeLifecycleController:`).
+    #[serde(default)]
+    pub node_lifecycle_controller: crate::nodelifecycle::NodeLifecycleConfig,
 }
 
 fn default_concurrency() -> usize {
@@ -125,6 +128,7 @@ impl Config {
             concurrent_replica_set_syncs: default_concurrency(),
             concurrent_rc_syncs: default_concurrency(),
             concurrent_deployment_syncs: default_concurrency(),
+            node_lifecycle_controller: Default::default(),
         }
     }
 
@@ -169,6 +173,7 @@ impl Config {
                 return Err(format!("{field}: must be between 1 and 1000, got {n}"));
             }
         }
+        self.node_lifecycle_controller.validate()?;
         if self.identity.as_deref() == Some("") {
             return Err("identity: must not be empty when set".into());
         }
