@@ -42,7 +42,7 @@ pub struct DeploymentArgs {
     #[arg(long, value_name = "PORT")]
     pub port: Option<i32>,
     /// Build (client) or check (server) the object without storing it.
-    #[arg(long = "dry-run", value_enum, num_args = 0..=1, default_value_t = DryRun::None, default_missing_value = "client")]
+    #[arg(long = "dry-run", value_enum, num_args = 0..=1, require_equals = true, default_value_t = DryRun::None, default_missing_value = "client")]
     pub dry_run: DryRun,
     /// Print the object: yaml, json or name.
     #[arg(short = 'o', long = "output")]

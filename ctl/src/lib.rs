@@ -125,7 +125,7 @@ pub struct Cli {
 pub enum Command {
     /// Create or update objects from manifests.
     Apply(apply::ApplyArgs),
-    /// Create objects from manifests, or a namespace or config map.
+    /// Create objects from manifests, or a deployment, namespace, config map or secret.
     Create(create::CreateArgs),
     /// Show objects.
     Get(get::GetArgs),

@@ -43,7 +43,7 @@ pub enum RolloutCommand {
         timeout: std::time::Duration,
         /// Keep watching until the rollout is complete (`--watch=false`:
         /// print the current state once).
-        #[arg(short = 'w', long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
+        #[arg(short = 'w', long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true")]
         watch: bool,
     },
     /// List the revisions (or show one with --revision).
