@@ -352,14 +352,12 @@ async fn a_container_serves_on_its_pod_ip_and_exec_runs_in_its_context() {
     let pod_ip: IpAddr = rt.pod_sandbox_status(&sb).await.unwrap().ip.unwrap();
     let script = "import os, socket\n\
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-        s.bind((os.environ['POD_IP'], 18080)); s.listen(8)\n\
+        s.bind((os.environ['CAPSTAN_POD_IP'], 18080)); s.listen(8)\n\
         print('listening', flush=True)\n\
-        while True:\n    c, _ = s.accept(); c.sendall(b'hello from ' + os.environ['POD_IP'].encode()); c.close()\n";
+        while True:\n    c, _ = s.accept(); c.sendall(b'hello from ' + os.environ['CAPSTAN_POD_IP'].encode()); c.close()\n";
     let mut c = container("server", 0, "python:3", &["python3", "-c", script]);
-    c.envs = vec![
-        ("POD_IP".into(), pod_ip.to_string()),
-        ("WHO".into(), "pod".into()),
-    ];
+    // The runtime adds CAPSTAN_POD_IP itself.
+    c.envs = vec![("WHO".into(), "pod".into())];
     c.working_dir = Some("/tmp".into());
     let id = rt.create_container(&sb, &c, &sb_config).await.unwrap();
     rt.start_container(&id).await.unwrap();
@@ -752,13 +750,19 @@ async fn start_latency_and_stop_everything() {
     assert_eq!(ips.len(), 21, "every live sandbox keeps a distinct address");
     rt.stop_pod_sandbox(&extra).await.unwrap();
 
+    // Node teardown without a runtime instance (what `capstan up` does),
+    // then through the runtime (sandboxes stopped, addresses released).
     let t = Instant::now();
+    let root = h.dir.path().join("root");
+    let stopped = tokio::task::spawn_blocking(move || {
+        capstan_kubelet::runtime::process::stop_all(&root, Duration::from_secs(5))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    eprintln!("stop_all over {stopped} containers: {:?}", t.elapsed());
+    assert_eq!(stopped, pods.len());
     rt.stop_everything(Duration::from_secs(5)).await.unwrap();
-    eprintln!(
-        "stop_everything over {} containers: {:?}",
-        pods.len(),
-        t.elapsed()
-    );
     for (sb, id) in &pods {
         let s = rt.container_status(id).await.unwrap();
         assert_eq!((s.state, s.exit_code), (ContainerState::Exited, Some(143)));

@@ -23,6 +23,9 @@ use crate::runtime::{ContainerConfig, ContainerState, ContainerStatus, RuntimeEr
 
 /// `PATH` when neither the image nor the container sets one (Docker's).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The variable holding the pod's IP in every container's environment
+/// (unless the container sets it), so that images can bind their address.
+pub const POD_IP_ENV: &str = "CAPSTAN_POD_IP";
 /// How long a stop waits for the shim's exit record after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 /// How long to wait for a start in progress before stopping.
@@ -127,6 +130,11 @@ impl Inner {
             };
             env.push(("PATH".into(), path));
         }
+        if let Some(ip) = sandbox.ip
+            && !env.iter().any(|(k, _)| k == POD_IP_ENV)
+        {
+            env.push((POD_IP_ENV.into(), ip.to_string()));
+        }
         if !env.iter().any(|(k, _)| k == "HOSTNAME") {
             env.push(("HOSTNAME".into(), sandbox.hostname.clone()));
         }
@@ -226,38 +234,7 @@ impl Inner {
 
     pub(super) fn stop_container(&self, id: &str, timeout: Duration) -> Result<(), RuntimeError> {
         let _ = self.container_record(id)?;
-        let dir = self.container_dir(id)?;
-        let mut seen = Observed::read(&dir)?;
-        if seen.start_claimed && seen.started.is_none() && seen.exit.is_none() {
-            // A start is in flight: let it finish so there is a pid to stop.
-            seen = wait_for(&dir, START_WAIT, |o| {
-                o.started.is_some() || o.exit.is_some()
-            })?;
-        }
-        if seen.state() != ContainerState::Running {
-            return Ok(());
-        }
-        let Some(started) = seen.started else {
-            return Ok(());
-        };
-        let pgid = started.pid;
-        let gone = |o: &Observed| o.exit.is_some() || o.state() != ContainerState::Running;
-        procfs::signal_group(pgid, Signal::TERM).map_err(io_err(format!(
-            "sending SIGTERM to container {id} (process group {pgid})"
-        )))?;
-        if gone(&wait_for(&dir, timeout, gone)?) {
-            return Ok(());
-        }
-        procfs::signal_group(pgid, Signal::KILL).map_err(io_err(format!(
-            "sending SIGKILL to container {id} (process group {pgid})"
-        )))?;
-        if gone(&wait_for(&dir, KILL_WAIT, gone)?) {
-            Ok(())
-        } else {
-            Err(RuntimeError::Failed(format!(
-                "container {id} (process group {pgid}) still runs {KILL_WAIT:?} after SIGKILL"
-            )))
-        }
+        stop_dir(&self.container_dir(id)?, id, timeout)
     }
 
     pub(super) fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
@@ -298,6 +275,41 @@ impl Inner {
             )));
         }
         Ok(record.process)
+    }
+}
+
+/// Stops the container recorded in `dir`: SIGTERM to its process group,
+/// `timeout`, then SIGKILL; returns once its shim recorded the exit (or
+/// nothing of it is left).
+pub(super) fn stop_dir(dir: &Path, id: &str, timeout: Duration) -> Result<(), RuntimeError> {
+    let mut seen = Observed::read(dir)?;
+    if seen.start_claimed && seen.started.is_none() && seen.exit.is_none() {
+        // A start is in flight: let it finish so there is a pid to stop.
+        seen = wait_for(dir, START_WAIT, |o| o.started.is_some() || o.exit.is_some())?;
+    }
+    if seen.state() != ContainerState::Running {
+        return Ok(());
+    }
+    let Some(started) = seen.started else {
+        return Ok(());
+    };
+    let pgid = started.pid;
+    let gone = |o: &Observed| o.exit.is_some() || o.state() != ContainerState::Running;
+    procfs::signal_group(pgid, Signal::TERM).map_err(io_err(format!(
+        "sending SIGTERM to container {id} (process group {pgid})"
+    )))?;
+    if gone(&wait_for(dir, timeout, gone)?) {
+        return Ok(());
+    }
+    procfs::signal_group(pgid, Signal::KILL).map_err(io_err(format!(
+        "sending SIGKILL to container {id} (process group {pgid})"
+    )))?;
+    if gone(&wait_for(dir, KILL_WAIT, gone)?) {
+        Ok(())
+    } else {
+        Err(RuntimeError::Failed(format!(
+            "container {id} (process group {pgid}) still runs {KILL_WAIT:?} after SIGKILL"
+        )))
     }
 }
 

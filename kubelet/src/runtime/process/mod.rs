@@ -13,7 +13,10 @@
 //! - **Containers** ([`containers`]): each runs under its own shim process
 //!   ([`shim`], `capstan container-shim`), which outlives the kubelet,
 //!   appends the process's stdout and stderr (raw bytes) to its log file
-//!   and records its exit status. A new [`ProcessRuntime`] on the same
+//!   and records its exit status. Its environment is the image's, then
+//!   the container's, plus `CAPSTAN_POD_IP` (the pod's address),
+//!   `HOSTNAME` (the pod's hostname) and a default `PATH` unless set; the
+//!   kubelet's own environment is not inherited. A new [`ProcessRuntime`] on the same
 //!   `root_dir` finds every sandbox and container again, with their
 //!   states, and still learns exit codes of containers that end later.
 //! - **Limits** ([`cgroup`]): CPU and memory through cgroup v2, or v1 on
@@ -24,14 +27,14 @@
 //!   and a record that does not parse is an error naming the file
 //!   ([`records`]).
 //!
-//! Configuration (embedded in the kubelet's, kebab-case):
+//! Configuration (embedded in the kubelet's, camelCase like it):
 //!
 //! ```yaml
-//! root-dir: /var/lib/capstan/kubelet/process   # records and state
-//! pod-cidr: 127.10.1.0/24                      # IPv4 only
-//! image-dir: /etc/capstan/images               # the image catalogue
-//! shim: /usr/local/bin/capstan                 # runs `capstan container-shim`
-//! cgroups: auto                                # or: disabled
+//! rootDir: /var/lib/capstan/kubelet/process   # records and state
+//! podCIDR: 127.10.1.0/24                      # IPv4 only
+//! imageDir: /etc/capstan/images               # the image catalogue
+//! shim: /usr/local/bin/capstan                # runs `capstan container-shim`
+//! cgroups: auto                               # or: disabled
 //! ```
 
 pub mod cgroup;
@@ -59,6 +62,7 @@ use cgroup::Cgroups;
 use image::Catalogue;
 use ipam::{Allocations, Ipv4Cidr};
 
+pub use containers::POD_IP_ENV;
 pub use shim::{SHIM_SUBCOMMAND, shim_main};
 
 /// Whether to try cgroup limits.
@@ -75,7 +79,7 @@ pub enum CgroupMode {
 
 /// The process runtime's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProcessRuntimeConfig {
     /// Where sandbox and container records live (created if missing). It
     /// must survive kubelet restarts: a new runtime on the same folder
@@ -83,6 +87,7 @@ pub struct ProcessRuntimeConfig {
     pub root_dir: PathBuf,
     /// The node's pod CIDR (IPv4, e.g. `127.10.1.0/24`); each sandbox gets
     /// one host address from it, skipping the network and first address.
+    #[serde(rename = "podCIDR")]
     pub pod_cidr: String,
     /// The image catalogue folder: one YAML file per image (see
     /// [`image`]); re-read on every lookup.
@@ -93,6 +98,41 @@ pub struct ProcessRuntimeConfig {
     /// Whether to use cgroups for limits.
     #[serde(default)]
     pub cgroups: CgroupMode,
+}
+
+/// Stops every container recorded under `root_dir` (a process runtime's
+/// folder) — SIGTERM, `grace`, then SIGKILL, all containers at once —
+/// without opening the runtime; returns how many were running. For
+/// tearing a node down when its kubelet is gone (e.g. `capstan up` on
+/// exit). Records stay: a kubelet started later sees the containers
+/// exited and applies the pods' restart policy.
+pub fn stop_all(root_dir: &std::path::Path, grace: Duration) -> Result<usize, RuntimeError> {
+    let containers = root_dir.join("containers");
+    if !containers.exists() {
+        return Ok(0);
+    }
+    let ids = records::list_dirs(&containers)?;
+    let running: Vec<&String> = ids
+        .iter()
+        .filter(|id| {
+            state::Observed::read(&containers.join(id))
+                .is_ok_and(|o| o.state() == super::ContainerState::Running)
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        let stops: Vec<_> = running
+            .iter()
+            .map(|id| {
+                let dir = containers.join(id);
+                scope.spawn(move || containers::stop_dir(&dir, id, grace))
+            })
+            .collect();
+        stops.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(RuntimeError::Failed("a container stop panicked".into())))
+        })
+    })?;
+    Ok(running.len())
 }
 
 /// The process runtime. Cheap to clone; all clones share one state.
@@ -345,5 +385,29 @@ fn to_image(img: &image::Image) -> Image {
         id: img.id.clone(),
         repo_tags: vec![img.reference.clone()],
         size: img.size,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_reads_as_documented() {
+        let c: ProcessRuntimeConfig = serde_yaml_ng::from_str(
+            "rootDir: /var/lib/capstan/kubelet/process\npodCIDR: 127.10.1.0/24\n\
+             imageDir: /etc/capstan/images\nshim: /usr/local/bin/capstan\ncgroups: disabled\n",
+        )
+        .unwrap();
+        assert_eq!(c.pod_cidr, "127.10.1.0/24");
+        assert_eq!(c.cgroups, CgroupMode::Disabled);
+        let c: ProcessRuntimeConfig =
+            serde_yaml_ng::from_str("rootDir: r\npodCIDR: 127.10.1.0/24\nimageDir: i\nshim: s\n")
+                .unwrap();
+        assert_eq!(c.cgroups, CgroupMode::Auto);
+        let e = serde_yaml_ng::from_str::<ProcessRuntimeConfig>("rootDir: r\npodCidr: x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("podCidr"), "{e}");
     }
 }
