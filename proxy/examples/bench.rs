@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p capstan-proxy --example bench --offline
-//! BENCH_GB=1 BENCH_SECS=1 cargo run ...   # smaller run
+//! BENCH_GB=1 BENCH_SECS=1 BENCH_ROUNDS=1 cargo run ...   # smaller run
 //! ```
 //!
 //! Capstan's proxy runs in a child process (this binary with `--serve`),
@@ -235,6 +235,7 @@ fn main() {
     }
     let gb = env_f64("BENCH_GB", 2.0);
     let secs = env_f64("BENCH_SECS", 2.0);
+    let rounds = env_f64("BENCH_ROUNDS", 3.0).max(1.0) as usize;
     let total = (gb * 1e9) as u64;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -251,50 +252,65 @@ fn main() {
             ("haproxy", "127.78.0.4:9000"),
             ("haproxy splice-auto", "127.78.0.5:9000"),
         ];
-        let mut rows = Vec::new();
-        for (name, addr) in variants {
-            let _fwd = match name {
-                "capstan splice" => Some(capstan(addr, "splice")),
-                "capstan copy" => Some(capstan(addr, "copy")),
-                "haproxy" | "haproxy splice-auto" => match haproxy(addr, name.ends_with("auto")) {
-                    Some(f) => Some(f),
-                    None => {
-                        eprintln!("{name}: haproxy not found, skipped");
-                        continue;
+        let mut rows: Vec<Row> = Vec::new();
+        for round in 1..=rounds {
+            eprintln!("round {round}/{rounds}");
+            for &(name, addr) in &variants {
+                let _fwd = match name {
+                    "capstan splice" => Some(capstan(addr, "splice")),
+                    "capstan copy" => Some(capstan(addr, "copy")),
+                    "haproxy" | "haproxy splice-auto" => {
+                        match haproxy(addr, name.ends_with("auto")) {
+                            Some(f) => Some(f),
+                            None => {
+                                eprintln!("{name}: haproxy not found, skipped");
+                                continue;
+                            }
+                        }
                     }
-                },
-                _ => None,
-            };
-            let a: SocketAddr = addr.parse().unwrap();
-            wait_listening(a).await;
-            // Warm-up.
-            bulk(a, 64 << 20, 1).await;
-            let bulk1 = bulk(a, total, 1).await;
-            let bulk4 = bulk(a, total, 4).await;
-            let rr1 = ping_pong(a, secs, 1).await;
-            let rr8 = ping_pong(a, secs, 8).await;
-            eprintln!(
-                "{name}: {bulk1:.2} Gb/s, {bulk4:.2} Gb/s x4, {rr1:.0} req/s, {rr8:.0} req/s x8"
-            );
-            rows.push(Row {
-                name,
-                bulk1,
-                bulk4,
-                rr1,
-                rr8,
-            });
+                    _ => None,
+                };
+                let a: SocketAddr = addr.parse().unwrap();
+                wait_listening(a).await;
+                // Warm-up.
+                bulk(a, 64 << 20, 1).await;
+                let bulk1 = bulk(a, total, 1).await;
+                let bulk4 = bulk(a, total, 4).await;
+                let rr1 = ping_pong(a, secs, 1).await;
+                let rr8 = ping_pong(a, secs, 8).await;
+                eprintln!(
+                    "{name}: {bulk1:.2} Gb/s, {bulk4:.2} Gb/s x4, {rr1:.0} req/s, {rr8:.0} req/s x8"
+                );
+                // Best of the rounds: the machine is shared, so lower figures
+                // are interference.
+                match rows.iter_mut().find(|r| r.name == name) {
+                    Some(r) => {
+                        r.bulk1 = r.bulk1.max(bulk1);
+                        r.bulk4 = r.bulk4.max(bulk4);
+                        r.rr1 = r.rr1.max(rr1);
+                        r.rr8 = r.rr8.max(rr8);
+                    }
+                    None => rows.push(Row {
+                        name,
+                        bulk1,
+                        bulk4,
+                        rr1,
+                        rr8,
+                    }),
+                }
+            }
         }
-        print_table(&rows, gb, secs);
+        print_table(&rows, gb, secs, rounds);
     });
 }
 
-fn print_table(rows: &[Row], gb: f64, secs: f64) {
+fn print_table(rows: &[Row], gb: f64, secs: f64, rounds: usize) {
     let find = |n: &str| rows.iter().find(|r| r.name == n);
     let direct = find("direct").expect("direct row");
     let ha = find("haproxy");
     let ha_splice = find("haproxy splice-auto");
     println!(
-        "\n{gb} GB per bulk run (1 connection, then 4 in parallel); ping-pong 1-byte requests for {secs} s (1 and 8 connections)\n"
+        "\n{gb} GB per bulk run (1 connection, then 4 in parallel); ping-pong 1-byte requests for {secs} s (1 and 8 connections); best of {rounds} rounds\n"
     );
     println!(
         "{:<20} {:>10} {:>10} {:>12} {:>12} | {:>8} {:>8} {:>8} {:>8} | {:>10} {:>10} {:>8} {:>8}",

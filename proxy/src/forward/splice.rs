@@ -20,7 +20,7 @@ use super::Carried;
 
 /// Pipe capacity asked for (the kernel's default is 64 KiB; a larger pipe
 /// moves more per syscall). Falls back to the default if refused.
-const PIPE_SIZE: usize = 256 * 1024;
+const PIPE_SIZE: usize = 1024 * 1024;
 
 /// One pipe: the read end and the write end.
 struct Pipe {
@@ -49,6 +49,28 @@ impl Pipes {
     }
 }
 
+/// The copy buffer per direction until a direction turns out to be bulk.
+const SMALL: usize = 16 * 1024;
+
+/// Writes all of `data` to `to`.
+async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        to.writable().await?;
+        match to.try_write(data) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "the destination socket took nothing",
+                ));
+            }
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 const FLAGS: SpliceFlags = SpliceFlags::MOVE.union(SpliceFlags::NONBLOCK);
 
 /// Carries both directions until both have ended, or one fails.
@@ -66,8 +88,32 @@ pub async fn forward(client: &TcpStream, backend: &TcpStream, pipes: Pipes) -> i
 
 /// Moves `from`'s bytes to `to` until `from` ends, then shuts down `to`'s
 /// write half. Returns the bytes moved.
+///
+/// Small messages are copied: for a few bytes, two splices and a pipe cost
+/// more than a read and a write. The first read that fills the buffer marks
+/// the direction as bulk, and splice carries the rest (HAProxy's
+/// `splice-auto` heuristic, simplified).
 async fn one_way(from: &TcpStream, to: &TcpStream, pipe: &Pipe) -> io::Result<u64> {
     let mut total = 0u64;
+    let mut buf = vec![0u8; SMALL];
+    loop {
+        from.readable().await?;
+        let n = match from.try_read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            let _ = rustix::net::shutdown(to, Shutdown::Write);
+            return Ok(total);
+        }
+        write_all(to, &buf[..n]).await?;
+        total += n as u64;
+        if n == buf.len() {
+            break;
+        }
+    }
+    drop(buf);
     loop {
         let filled = loop {
             from.readable().await?;
