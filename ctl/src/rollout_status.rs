@@ -107,6 +107,23 @@ pub async fn status(
     }
 }
 
+/// Reads the deployment again (its watch resume point was compacted):
+/// shows it and moves `rv` to it.
+async fn reread(
+    api: &Api<Deployment>,
+    name: &str,
+    rv: &mut String,
+    last: &mut Option<Progress>,
+) -> Result<Option<Result<(), Error>>, Error> {
+    let d = crate::rollout::get(api, name).await?;
+    *rv = d
+        .metadata
+        .as_ref()
+        .map(|m| m.resource_version.clone())
+        .unwrap_or_default();
+    Ok(show(&d, last))
+}
+
 async fn follow(api: &Api<Deployment>, name: &str, watch: bool) -> Result<(), Error> {
     let mut last = None;
     let current = crate::rollout::get(api, name).await?;
@@ -122,7 +139,17 @@ async fn follow(api: &Api<Deployment>, name: &str, watch: bool) -> Result<(), Er
         .map(|m| m.resource_version)
         .unwrap_or_default();
     loop {
-        let mut stream = api.watch(&params, &rv).await?;
+        let mut stream = match api.watch(&params, &rv).await {
+            Ok(stream) => stream,
+            // Compacted past the resume point: read the deployment again.
+            Err(e) if e.is_expired() => {
+                if let Some(outcome) = reread(api, name, &mut rv, &mut last).await? {
+                    return outcome;
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         while let Some(event) = stream.next().await {
             match event {
                 Ok(WatchEvent::Added(d) | WatchEvent::Modified(d)) => {
@@ -142,13 +169,7 @@ async fn follow(api: &Api<Deployment>, name: &str, watch: bool) -> Result<(), Er
                 }
                 Ok(WatchEvent::Bookmark(at)) => rv = at,
                 Err(e) if e.is_expired() => {
-                    let d = crate::rollout::get(api, name).await?;
-                    rv = d
-                        .metadata
-                        .as_ref()
-                        .map(|m| m.resource_version.clone())
-                        .unwrap_or_default();
-                    if let Some(outcome) = show(&d, &mut last) {
+                    if let Some(outcome) = reread(api, name, &mut rv, &mut last).await? {
                         return outcome;
                     }
                     break;
