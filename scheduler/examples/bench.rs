@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo build -p capstan --offline        # the apiserver binary
-//! cargo run -p capstan-scheduler --example bench --offline [-- NODES PODS]
+//! cargo run -p capstan-scheduler --example bench --offline [-- NODES PODS BATCH IN_FLIGHT]
 //! ```
 //!
 //! Creating the objects is not timed. `CAPSTAN_BIN` picks another binary.
@@ -139,6 +139,62 @@ where
     Ok(())
 }
 
+fn bound_name(p: Pod) -> Option<String> {
+    let bound = p.spec.as_ref().is_some_and(|s| !s.node_name.is_empty());
+    bound.then(|| p.metadata.map(|m| m.name).unwrap_or_default())
+}
+
+async fn count_bindings(
+    pods: Api<Pod>,
+    mut from: String,
+    bound: tokio::sync::mpsc::UnboundedSender<(String, Instant)>,
+) {
+    let mut relists = 0;
+    loop {
+        match pods.watch(&ListParams::default(), &from).await {
+            Ok(mut watch) => {
+                while let Some(event) = watch.next().await {
+                    match event {
+                        Ok(WatchEvent::Modified(p)) => {
+                            if let Some(name) = bound_name(p)
+                                && bound.send((name, Instant::now())).is_err()
+                            {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            eprintln!("bench watch ended ({e}); listing");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => eprintln!("bench watch failed ({e}); listing"),
+        }
+        relists += 1;
+        if relists > 20 {
+            eprintln!("bench watch: too many relists");
+            return;
+        }
+        match pods.list_all(&ListParams::default()).await {
+            Ok(list) => {
+                let at = Instant::now();
+                for name in list.items.into_iter().filter_map(bound_name) {
+                    if bound.send((name, at)).is_err() {
+                        return;
+                    }
+                }
+                from = list.resource_version;
+            }
+            Err(e) => {
+                eprintln!("bench list failed: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
 fn secs(nanos: u64) -> f64 {
     nanos as f64 / 1e9
 }
@@ -148,6 +204,8 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let nodes: usize = args.next().map_or(Ok(5_000), |a| a.parse())?;
     let pods: usize = args.next().map_or(Ok(10_000), |a| a.parse())?;
+    let batch: usize = args.next().map_or(Ok(2_000), |a| a.parse())?;
+    let in_flight: usize = args.next().map_or(Ok(2), |a| a.parse())?;
     let dir = tempfile::tempdir()?;
     println!("starting 3 apiserver replicas in {}", dir.path().display());
     let cluster = ApiCluster::start(dir.path(), 3).await?;
@@ -168,35 +226,23 @@ async fn main() -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    // Count bindings as the cluster reports them.
+    // Count bindings as the cluster reports them. A watch the server ends
+    // (too far behind on this loaded machine) is resumed after a list,
+    // which reports the pods bound meanwhile.
     let from = pod_api
         .list(&ListParams::default().limit(1))
         .await?
         .resource_version;
-    let mut watch = pod_api.watch(&ListParams::default(), &from).await?;
     let (bound_tx, mut bound_rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
-    let counter = tokio::spawn(async move {
-        while let Some(event) = watch.next().await {
-            match event {
-                Ok(WatchEvent::Modified(p))
-                    if p.spec.as_ref().is_some_and(|s| !s.node_name.is_empty()) =>
-                {
-                    let name = p.metadata.map(|m| m.name).unwrap_or_default();
-                    if bound_tx.send((name, Instant::now())).is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    eprintln!("bench watch failed: {e}");
-                    return;
-                }
-            }
-        }
-    });
+    let counter = tokio::spawn(count_bindings(pod_api.clone(), from, bound_tx));
 
     let config_path = cluster.dir().join("scheduler.yaml");
-    std::fs::write(&config_path, "kubeconfig: scheduler.kubeconfig\n")?;
+    std::fs::write(
+        &config_path,
+        format!(
+            "kubeconfig: scheduler.kubeconfig\nbindBatchSize: {batch}\nmaxBindsInFlight: {in_flight}\n"
+        ),
+    )?;
     kubeconfig(&cluster, "scheduler");
     let config = Config::load(&config_path)?;
     let metrics = Arc::new(Metrics::default());
@@ -263,6 +309,7 @@ async fn main() -> anyhow::Result<()> {
         secs(get(&metrics.bind_nanos)) * 1e3 / get(&metrics.bind_calls).max(1) as f64,
         get(&metrics.bind_errors)
     );
+    println!("  bindBatchSize {batch}, maxBindsInFlight {in_flight}");
     println!(
         "  profile: {}",
         if cfg!(debug_assertions) {

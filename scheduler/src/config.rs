@@ -2,21 +2,24 @@
 //! refused), shaped after Kubernetes's `KubeSchedulerConfiguration` where
 //! it has the same knob: `leaderElection`, `percentageOfNodesToScore`,
 //! `podInitialBackoffSeconds`, `podMaxBackoffSeconds`, a scheduler name.
+//! Lease timings are numbers of seconds (fractions allowed), as in the
+//! controller-manager's file. See `deploy/scheduler.example.yaml`.
 //!
 //! ```yaml
 //! kubeconfig: scheduler.kubeconfig   # relative to this file
+//! identity: scheduler-a              # default <hostname>_<pid>
 //! schedulerName: default-scheduler
 //! leaderElection:
 //!   leaderElect: true
-//!   leaseDuration: 15s
-//!   renewDeadline: 10s
-//!   retryPeriod: 2s
+//!   leaseDurationSeconds: 15
+//!   renewDeadlineSeconds: 10
+//!   retryPeriodSeconds: 2
 //!   resourceNamespace: kube-system
 //!   resourceName: kube-scheduler
 //! percentageOfNodesToScore: 0        # 0: adaptive (50 - nodes/125 %, >= 5 %)
 //! podInitialBackoffSeconds: 1
 //! podMaxBackoffSeconds: 10
-//! unschedulableRetryInterval: 30s
+//! unschedulableRetrySeconds: 30
 //! bindBatchSize: 2000
 //! maxBindsInFlight: 2
 //! ```
@@ -25,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use capstan_client::leader::LeaseConfig;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// A configuration that cannot be used, naming the file and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,10 @@ pub struct ConfigError {
 pub struct Config {
     /// The kubeconfig with this component's identity and the apiservers.
     pub kubeconfig: PathBuf,
+    /// This instance's name in the Lease and its Events; default
+    /// `<hostname>_<pid>`.
+    #[serde(default)]
+    pub identity: Option<String>,
     /// Pods whose `spec.schedulerName` is this (or empty) are ours.
     #[serde(default = "default_scheduler_name")]
     pub scheduler_name: String,
@@ -58,10 +65,10 @@ pub struct Config {
     /// The longest back-off, in seconds.
     #[serde(default = "ten")]
     pub pod_max_backoff_seconds: u64,
-    /// Pods unschedulable for this long are retried even without a
-    /// cluster event.
-    #[serde(default = "thirty_seconds", deserialize_with = "duration")]
-    pub unschedulable_retry_interval: Duration,
+    /// Pods unschedulable for this many seconds are retried even without
+    /// a cluster event.
+    #[serde(default = "thirty")]
+    pub unschedulable_retry_seconds: f64,
     /// At most this many bindings in one `Pods.Bind` call.
     #[serde(default = "default_batch")]
     pub bind_batch_size: usize,
@@ -79,15 +86,15 @@ pub struct LeaderElection {
     /// only one scheduler may then run).
     #[serde(default = "yes")]
     pub leader_elect: bool,
-    /// How long a Lease stays valid without renewal.
-    #[serde(default = "fifteen_seconds", deserialize_with = "duration")]
-    pub lease_duration: Duration,
+    /// How long a Lease stays valid without renewal, in seconds.
+    #[serde(default = "fifteen")]
+    pub lease_duration_seconds: f64,
     /// The leader steps down if it has not renewed for this long.
-    #[serde(default = "ten_seconds", deserialize_with = "duration")]
-    pub renew_deadline: Duration,
+    #[serde(default = "ten_f")]
+    pub renew_deadline_seconds: f64,
     /// How often to try to acquire or renew.
-    #[serde(default = "two_seconds", deserialize_with = "duration")]
-    pub retry_period: Duration,
+    #[serde(default = "two_f")]
+    pub retry_period_seconds: f64,
     /// The Lease's namespace.
     #[serde(default = "kube_system")]
     pub resource_namespace: String,
@@ -100,9 +107,9 @@ impl Default for LeaderElection {
     fn default() -> Self {
         Self {
             leader_elect: true,
-            lease_duration: fifteen_seconds(),
-            renew_deadline: ten_seconds(),
-            retry_period: two_seconds(),
+            lease_duration_seconds: fifteen(),
+            renew_deadline_seconds: ten_f(),
+            retry_period_seconds: two_f(),
             resource_namespace: kube_system(),
             resource_name: kube_scheduler(),
         }
@@ -110,13 +117,37 @@ impl Default for LeaderElection {
 }
 
 impl LeaderElection {
-    /// The Lease timings.
-    pub fn lease_config(&self) -> LeaseConfig {
-        LeaseConfig {
-            lease_duration: self.lease_duration,
-            renew_deadline: self.renew_deadline,
-            retry_period: self.retry_period,
-        }
+    /// The Lease timings; the error names the field.
+    pub fn lease_config(&self) -> Result<LeaseConfig, String> {
+        let config = LeaseConfig {
+            lease_duration: seconds(
+                "leaderElection.leaseDurationSeconds",
+                self.lease_duration_seconds,
+            )?,
+            renew_deadline: seconds(
+                "leaderElection.renewDeadlineSeconds",
+                self.renew_deadline_seconds,
+            )?,
+            retry_period: seconds(
+                "leaderElection.retryPeriodSeconds",
+                self.retry_period_seconds,
+            )?,
+        };
+        config.validate().map_err(|e| {
+            format!("leaderElection: retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds is required ({e})")
+        })?;
+        Ok(config)
+    }
+}
+
+/// A positive, finite number of seconds as a duration.
+fn seconds(field: &str, value: f64) -> Result<Duration, String> {
+    if value.is_finite() && value > 0.0 && value < 1e9 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(format!(
+            "{field}: {value} is not a positive number of seconds"
+        ))
     }
 }
 
@@ -138,17 +169,17 @@ fn ten() -> u64 {
 fn default_batch() -> usize {
     2000
 }
-fn two_seconds() -> Duration {
-    Duration::from_secs(2)
+fn two_f() -> f64 {
+    2.0
 }
-fn ten_seconds() -> Duration {
-    Duration::from_secs(10)
+fn ten_f() -> f64 {
+    10.0
 }
-fn fifteen_seconds() -> Duration {
-    Duration::from_secs(15)
+fn fifteen() -> f64 {
+    15.0
 }
-fn thirty_seconds() -> Duration {
-    Duration::from_secs(30)
+fn thirty() -> f64 {
+    30.0
 }
 fn kube_system() -> String {
     "kube-system".to_owned()
@@ -157,53 +188,18 @@ fn kube_scheduler() -> String {
     "kube-scheduler".to_owned()
 }
 
-/// Parses a Go-style duration: `1500ms`, `15s`, `1m30s`, `2h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?}: expected e.g. 500ms, 15s, 1m30s");
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            _ => return Err(bad()),
-        };
-        total = total.saturating_add(unit);
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    parse_duration(&text).map_err(serde::de::Error::custom)
-}
-
 impl Config {
     /// A configuration with every default and this kubeconfig.
     pub fn new(kubeconfig: PathBuf) -> Self {
         Self {
             kubeconfig,
+            identity: None,
             scheduler_name: default_scheduler_name(),
             leader_election: LeaderElection::default(),
             percentage_of_nodes_to_score: 0,
             pod_initial_backoff_seconds: 1,
             pod_max_backoff_seconds: 10,
-            unschedulable_retry_interval: thirty_seconds(),
+            unschedulable_retry_seconds: thirty(),
             bind_batch_size: default_batch(),
             max_binds_in_flight: 2,
         }
@@ -226,6 +222,18 @@ impl Config {
         Ok(config)
     }
 
+    /// How long a pod may stay unschedulable before it is retried anyway.
+    pub fn unschedulable_retry(&self) -> Duration {
+        Duration::from_secs_f64(self.unschedulable_retry_seconds.clamp(0.001, 1e9))
+    }
+
+    /// This instance's identity: [`Config::identity`] or `<hostname>_<pid>`.
+    pub fn identity(&self, hostname: &str) -> String {
+        self.identity
+            .clone()
+            .unwrap_or_else(|| format!("{hostname}_{}", std::process::id()))
+    }
+
     /// Checks the values against each other; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
         if self.scheduler_name.is_empty() {
@@ -246,8 +254,12 @@ impl Config {
                 self.pod_max_backoff_seconds, self.pod_initial_backoff_seconds
             ));
         }
-        if self.unschedulable_retry_interval.is_zero() {
-            return Err("unschedulableRetryInterval: must be positive".into());
+        seconds(
+            "unschedulableRetrySeconds",
+            self.unschedulable_retry_seconds,
+        )?;
+        if self.identity.as_deref() == Some("") {
+            return Err("identity: must not be empty when set".into());
         }
         if self.bind_batch_size == 0 || self.bind_batch_size > 10_000 {
             return Err(format!(
@@ -260,9 +272,7 @@ impl Config {
         }
         let le = &self.leader_election;
         if le.leader_elect {
-            le.lease_config()
-                .validate()
-                .map_err(|e| format!("leaderElection: {e}"))?;
+            le.lease_config()?;
             if le.resource_namespace.is_empty() || le.resource_name.is_empty() {
                 return Err(
                     "leaderElection: resourceNamespace and resourceName must not be empty".into(),
@@ -290,7 +300,7 @@ mod tests {
         assert!(c.kubeconfig.is_absolute() && c.kubeconfig.ends_with("s.kubeconfig"));
         assert_eq!(c.scheduler_name, "default-scheduler");
         assert!(c.leader_election.leader_elect);
-        assert_eq!(c.leader_election.lease_config(), LeaseConfig::default());
+        assert_eq!(c.leader_election.lease_config(), Ok(LeaseConfig::default()));
         assert_eq!(c.leader_election.resource_name, "kube-scheduler");
         assert_eq!(c.leader_election.resource_namespace, "kube-system");
         assert_eq!(c.percentage_of_nodes_to_score, 0);
@@ -299,34 +309,32 @@ mod tests {
     #[test]
     fn fields_are_read_and_checked() {
         let c = load(
-            "kubeconfig: /k\nleaderElection: {leaseDuration: 1m30s, renewDeadline: 1500ms, retryPeriod: 1s}\npercentageOfNodesToScore: 30\n",
+            "kubeconfig: /k\nidentity: s-a\nleaderElection: {leaseDurationSeconds: 2, renewDeadlineSeconds: 1.5, retryPeriodSeconds: 0.5}\npercentageOfNodesToScore: 30\n",
         )
         .unwrap();
-        assert_eq!(c.leader_election.lease_duration, Duration::from_secs(90));
-        assert_eq!(
-            c.leader_election.renew_deadline,
-            Duration::from_millis(1500)
-        );
+        let lease = c.leader_election.lease_config().unwrap();
+        assert_eq!(lease.lease_duration, Duration::from_secs(2));
+        assert_eq!(lease.renew_deadline, Duration::from_millis(1500));
         assert_eq!(c.percentage_of_nodes_to_score, 30);
+        assert_eq!(c.identity("h"), "s-a");
+        assert!(
+            load("kubeconfig: /k\n")
+                .unwrap()
+                .identity("h")
+                .starts_with("h_")
+        );
 
-        let e = load("kubeconfig: /k\nleaderElection: {leaseDuration: 15}\n").unwrap_err();
-        assert!(e.to_string().contains("invalid duration"), "{e}");
-        let e = load("kubeconfig: /k\nleaderElection: {renewDeadline: 20s}\n").unwrap_err();
-        assert!(e.to_string().contains("leaderElection"), "{e}");
+        let e = load("kubeconfig: /k\nleaderElection: {leaseDurationSeconds: 15s}\n").unwrap_err();
+        assert!(e.to_string().contains("leaseDurationSeconds"), "{e}");
+        let e = load("kubeconfig: /k\nleaderElection: {retryPeriodSeconds: -1}\n").unwrap_err();
+        assert!(e.to_string().contains("retryPeriodSeconds"), "{e}");
+        let e = load("kubeconfig: /k\nleaderElection: {renewDeadlineSeconds: 20}\n").unwrap_err();
+        assert!(e.to_string().contains("renewDeadlineSeconds"), "{e}");
         let e = load("kubeconfig: /k\npercentageOfNodesToScore: 101\n").unwrap_err();
         assert!(e.to_string().contains("percentageOfNodesToScore"), "{e}");
         let e = load("kubeconfig: /k\nbindBatchSize: 0\n").unwrap_err();
         assert!(e.to_string().contains("bindBatchSize"), "{e}");
         let e = load("kubeconfig: /k\nschedulerNme: x\n").unwrap_err();
         assert!(e.to_string().contains("schedulerNme"), "{e}");
-    }
-
-    #[test]
-    fn durations_parse_like_go() {
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1h2m3s"), Ok(Duration::from_secs(3723)));
-        assert!(parse_duration("").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("5d").is_err());
     }
 }

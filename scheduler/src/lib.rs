@@ -56,7 +56,7 @@ use capstan_proto::Resource;
 use futures::StreamExt as _;
 use tokio::sync::{mpsc, watch};
 
-pub use config::{Config, ConfigError, LeaderElection, parse_duration};
+pub use config::{Config, ConfigError, LeaderElection};
 pub use metrics::Metrics;
 
 use crate::scheduler::{Input, Scheduler};
@@ -117,12 +117,7 @@ pub async fn run_with_metrics(
         .map_err(|e| anyhow::anyhow!("scheduler configuration: {e}"))?;
     let client = Client::from_kubeconfig(Some(&config.kubeconfig), None)?;
     let host = hostname();
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-        ^ u128::from(std::process::id());
-    let identity = format!("{host}_{:x}", nonce & u128::from(u64::MAX));
+    let identity = config.identity(&host);
 
     // Leadership: a Lease, or always leading when election is off.
     let le = &config.leader_election;
@@ -131,7 +126,8 @@ pub async fn run_with_metrics(
             Api::namespaced(client.clone(), &le.resource_namespace),
             &le.resource_name,
             &identity,
-            le.lease_config(),
+            le.lease_config()
+                .map_err(|e| anyhow::anyhow!("scheduler configuration: {e}"))?,
         )?;
         let leadership = elector.spawn();
         let rx = leadership.subscribe();

@@ -175,8 +175,7 @@ impl Scheduler {
         let bound = pod.spec.as_ref().is_some_and(|s| !s.node_name.is_empty());
         if bound {
             self.queue.remove(&key);
-            let was_counted = self.cache.is_assumed(&key);
-            if self.cache.add_pod(&pod) && !holds_resources(&pod) && !was_counted {
+            if self.cache.add_pod(&pod) && !holds_resources(&pod) {
                 // A pod finished and freed its node.
                 self.queue.move_all_to_active(now);
             }
@@ -309,7 +308,7 @@ impl Scheduler {
     pub fn flush_unschedulable(&mut self) {
         let moved = self
             .queue
-            .flush_unschedulable(Instant::now(), self.config.unschedulable_retry_interval);
+            .flush_unschedulable(Instant::now(), self.config.unschedulable_retry());
         if moved > 0 {
             tracing::debug!(moved, "retrying unschedulable pods");
         }

@@ -83,12 +83,14 @@ fn pod(name: &str, cpu: &str, selector: &[(&str, &str)]) -> Pod {
     }
 }
 
-fn config(dir: &Path, kubeconfig: &Path) -> Config {
-    let path = dir.join("scheduler.yaml");
+/// A configuration with fast Lease timings; `identity` tells the two
+/// in-process instances apart (they share a pid).
+fn config(dir: &Path, kubeconfig: &Path, identity: &str) -> Config {
+    let path = dir.join(format!("{identity}.yaml"));
     std::fs::write(
         &path,
         format!(
-            "kubeconfig: {}\nleaderElection: {{leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 200ms}}\n",
+            "kubeconfig: {}\nidentity: {identity}\nleaderElection: {{leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 0.2}}\n",
             kubeconfig.display()
         ),
     )
@@ -173,7 +175,7 @@ async fn pods_are_bound_and_unschedulable_pods_wait_for_a_fitting_node() {
         .unwrap();
 
     let kubeconfig = server.kubeconfig("system:kube-scheduler", None);
-    let first = start(config(dir.path(), &kubeconfig));
+    let first = start(config(dir.path(), &kubeconfig, "scheduler-a"));
 
     pods.create(&pod("big", "6", &[])).await.unwrap();
     pods.create(&pod("ssd", "500m", &[("disk", "ssd")]))
@@ -273,7 +275,7 @@ async fn pods_are_bound_and_unschedulable_pods_wait_for_a_fitting_node() {
     }
 
     // A second scheduler waits while the first leads ...
-    let second = start(config(dir.path(), &kubeconfig));
+    let second = start(config(dir.path(), &kubeconfig, "scheduler-b"));
     tokio::time::sleep(Duration::from_secs(1)).await;
     pods.create(&pod("while-first-leads", "100m", &[]))
         .await
