@@ -43,6 +43,9 @@ pub struct Config {
     /// The node lifecycle controller (`nodeLifecycleController:`).
     #[serde(default)]
     pub node_lifecycle_controller: crate::nodelifecycle::NodeLifecycleConfig,
+    /// The garbage collector (`garbageCollectorController:`).
+    #[serde(default)]
+    pub garbage_collector_controller: crate::gc::GarbageCollectorConfig,
 }
 
 fn default_concurrency() -> usize {
@@ -129,6 +132,7 @@ impl Config {
             concurrent_rc_syncs: default_concurrency(),
             concurrent_deployment_syncs: default_concurrency(),
             node_lifecycle_controller: Default::default(),
+            garbage_collector_controller: Default::default(),
         }
     }
 
@@ -174,6 +178,7 @@ impl Config {
             }
         }
         self.node_lifecycle_controller.validate()?;
+        self.garbage_collector_controller.validate()?;
         if self.identity.as_deref() == Some("") {
             return Err("identity: must not be empty when set".into());
         }

@@ -26,6 +26,7 @@ pub mod controller;
 pub mod deployment;
 pub mod endpoints;
 pub mod expectations;
+pub mod gc;
 pub mod informer;
 pub mod nodelifecycle;
 pub mod pods;
@@ -76,6 +77,10 @@ pub fn controllers() -> Vec<Controller> {
         Controller {
             name: "nodelifecycle",
             run: |ctx, stop| Box::pin(nodelifecycle::run(ctx, stop)),
+        },
+        Controller {
+            name: "garbagecollector",
+            run: |ctx, stop| Box::pin(gc::run(ctx, stop)),
         },
         // One line per controller, e.g.:
         // Controller { name: "nodelifecycle", run: |ctx, stop| Box::pin(nodelifecycle::run(ctx, stop)) },
