@@ -334,3 +334,63 @@ async fn recreate_removes_old_pods_before_new_ones_and_history_is_pruned() {
     assert_eq!(revisions, ["3", "4"]);
     e.cm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_at_rolls_and_a_stuck_rollout_exceeds_its_deadline() {
+    let e = env().await;
+    let mut d = deployment("api", 2, "api:1", rolling(1, 0));
+    d.spec.as_mut().unwrap().progress_deadline_seconds = Some(2);
+    e.deployments.create(&d).await.unwrap();
+    roll(&e, "api", 2, "api:1", |_| {}).await;
+    wait_complete(&e, "api", 2).await;
+    let before: Vec<String> = live_pods(&e.pods, "api").await.iter().map(name).collect();
+
+    // `kubectl rollout restart`: a template annotation is a new template.
+    let mut d = e.deployments.get("api").await.unwrap();
+    d.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .as_mut()
+        .unwrap()
+        .metadata
+        .as_mut()
+        .unwrap()
+        .annotations
+        .insert(
+            "kubectl.kubernetes.io/restartedAt".into(),
+            "2026-11-27T20:00:00Z".into(),
+        );
+    e.deployments.update(&d).await.unwrap();
+    eventually("every pod replaced", || async {
+        let live = live_pods(&e.pods, "api").await;
+        assert!(live.len() <= 3, "surge exceeded");
+        for p in live.iter().filter(|p| !ready(p)) {
+            mark_ready(&e.pods, p).await;
+        }
+        (live.len() == 2 && live.iter().all(|p| ready(p) && !before.contains(&name(p))))
+            .then_some(())
+    })
+    .await;
+    wait_complete(&e, "api", 2).await;
+    assert_eq!(sets_of(&e).await.len(), 2);
+
+    // A rollout whose pods never become ready times out.
+    set_image(&e, "api", "api:broken").await;
+    eventually("Progressing False ProgressDeadlineExceeded", || async {
+        let s = e.deployments.get("api").await.ok()?.status?;
+        s.conditions
+            .iter()
+            .any(|c| {
+                c.r#type == "Progressing"
+                    && c.status == "False"
+                    && c.reason == "ProgressDeadlineExceeded"
+            })
+            .then_some(())
+    })
+    .await;
+    // maxUnavailable 0: the old pods all stay.
+    let live = live_pods(&e.pods, "api").await;
+    assert_eq!(live.iter().filter(|p| ready(p)).count(), 2);
+    e.cm.stop().await;
+}
