@@ -353,6 +353,7 @@ async fn a_container_serves_on_its_pod_ip_and_exec_runs_in_its_context() {
     let script = "import os, socket\n\
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
         s.bind((os.environ['CAPSTAN_POD_IP'], 18080)); s.listen(8)\n\
+        sum(range(5_000_000))\n\
         print('listening', flush=True)\n\
         while True:\n    c, _ = s.accept(); c.sendall(b'hello from ' + os.environ['CAPSTAN_POD_IP'].encode()); c.close()\n";
     let mut c = container("server", 0, "python:3", &["python3", "-c", script]);
@@ -401,6 +402,11 @@ async fn a_container_serves_on_its_pod_ip_and_exec_runs_in_its_context() {
         .to_string();
     assert!(err.contains("timed out"), "{err}");
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+
+    // Usage of its process group (it burnt some CPU before listening).
+    let stats = rt.container_stats(&id).await.unwrap();
+    assert!(stats.memory_bytes > 1 << 20, "{stats:?}");
+    assert!(stats.cpu_usage_nanos >= 50_000_000, "{stats:?}");
 
     // Stop: SIGTERM is enough for this one.
     rt.stop_container(&id, Duration::from_secs(5))

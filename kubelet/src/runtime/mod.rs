@@ -238,6 +238,19 @@ pub struct ExecResult {
     pub stderr: Vec<u8>,
 }
 
+/// Resource usage of a container, as CRI's `ContainerStats` (for
+/// per-pod usage and autoscaling).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerStats {
+    /// CPU time used so far, in nanoseconds (cumulative: the rate between
+    /// two samples is the usage).
+    pub cpu_usage_nanos: u64,
+    /// Memory in use (resident), in bytes.
+    pub memory_bytes: u64,
+    /// When it was measured.
+    pub timestamp: SystemTime,
+}
+
 /// An image the runtime has.
 #[derive(Clone, Debug)]
 pub struct Image {
@@ -349,6 +362,20 @@ pub trait Runtime: Send + Sync + 'static {
         cmd: &[String],
         timeout: Duration,
     ) -> impl Future<Output = Result<ExecResult, RuntimeError>> + Send;
+
+    /// Resource usage of a running container (CRI's `ContainerStats`).
+    /// Runtimes that cannot measure keep this default, which fails.
+    fn container_stats(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<ContainerStats, RuntimeError>> + Send {
+        let id = id.to_string();
+        async move {
+            Err(RuntimeError::Failed(format!(
+                "this runtime cannot measure container {id}"
+            )))
+        }
+    }
 
     /// Resolves an image reference (`name`, `name:tag`) against what the
     /// runtime can run; returns the image reference to create containers

@@ -19,7 +19,9 @@ use super::records::{
 use super::shim::SHIM_SUBCOMMAND;
 use super::state::{self, Observed};
 use super::{ContainerFilter, Inner};
-use crate::runtime::{ContainerConfig, ContainerState, ContainerStatus, RuntimeError};
+use crate::runtime::{
+    ContainerConfig, ContainerState, ContainerStats, ContainerStatus, RuntimeError,
+};
 
 /// `PATH` when neither the image nor the container sets one (Docker's).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -262,6 +264,26 @@ impl Inner {
             .iter()
             .map(|r| state::status(r, &self.container_dir(&r.id)?))
             .collect()
+    }
+
+    /// CPU and memory use of a running container, from its process group.
+    pub(super) fn container_stats(&self, id: &str) -> Result<ContainerStats, RuntimeError> {
+        let record = self.container_record(id)?;
+        let seen = Observed::read(&self.container_dir(id)?)?;
+        match (seen.state(), seen.started) {
+            (ContainerState::Running, Some(started)) => {
+                let (cpu_usage_nanos, memory_bytes) = procfs::group_usage(started.pid);
+                Ok(ContainerStats {
+                    cpu_usage_nanos,
+                    memory_bytes,
+                    timestamp: SystemTime::now(),
+                })
+            }
+            _ => Err(RuntimeError::Failed(format!(
+                "container {id} ({:?}) is not running",
+                record.name
+            ))),
+        }
     }
 
     /// The container's process spec, if it runs (for exec).

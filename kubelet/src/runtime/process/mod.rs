@@ -23,6 +23,9 @@
 //!   hybrid hosts, when the host allows; otherwise containers run without
 //!   them, their status says `limits_enforced: false` and why, and
 //!   [`Runtime::status`] reports `CgroupLimits` False.
+//! - **Usage** ([`Runtime::container_stats`]): CPU time and resident memory
+//!   summed over the container's process group from `/proc` (the same
+//!   with or without cgroups).
 //! - Every record is written crash-safely (temporary file, fsync, rename)
 //!   and a record that does not parse is an error naming the file
 //!   ([`records`]).
@@ -55,8 +58,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ContainerConfig, ContainerFilter, ContainerId, ContainerStatus, ExecResult, Image, Runtime,
-    RuntimeCondition, RuntimeError, RuntimeVersion, SandboxConfig, SandboxId, SandboxStatus,
+    ContainerConfig, ContainerFilter, ContainerId, ContainerStats, ContainerStatus, ExecResult,
+    Image, Runtime, RuntimeCondition, RuntimeError, RuntimeVersion, SandboxConfig, SandboxId,
+    SandboxStatus,
 };
 use cgroup::Cgroups;
 use image::Catalogue;
@@ -343,6 +347,11 @@ impl Runtime for ProcessRuntime {
         let (id, cmd) = (id.to_string(), cmd.to_vec());
         self.blocking(move |i| i.exec_sync(&id, &cmd, timeout))
             .await
+    }
+
+    async fn container_stats(&self, id: &str) -> Result<ContainerStats, RuntimeError> {
+        let id = id.to_string();
+        self.blocking(move |i| i.container_stats(&id)).await
     }
 
     async fn pull_image(&self, image: &str) -> Result<String, RuntimeError> {

@@ -44,6 +44,47 @@ pub fn signal_group(pgid: u32, signal: Signal) -> std::io::Result<()> {
     }
 }
 
+/// CPU time (own and reaped children's, in nanoseconds) and resident
+/// memory (bytes) summed over the live processes of group `pgid`, read
+/// from `/proc/*/stat`.
+pub fn group_usage(pgid: u32) -> (u64, u64) {
+    let ticks = rustix::param::clock_ticks_per_second().max(1);
+    let page = rustix::param::page_size() as u64;
+    let (mut cpu_ticks, mut rss_pages) = (0u64, 0u64);
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return (0, 0);
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = text.rfind(')').map(|i| &text[i + 1..]) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After the comm: state(3) ppid(4) pgrp(5) ... utime(14) stime(15)
+        // cutime(16) cstime(17) ... rss(24); index = field - 3.
+        let num = |field: usize| {
+            f.get(field - 3)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        if num(5) != i64::from(pgid) || f.first() == Some(&"Z") {
+            continue;
+        }
+        cpu_ticks += [14, 15, 16, 17]
+            .iter()
+            .map(|&i| num(i).max(0) as u64)
+            .sum::<u64>();
+        rss_pages += num(24).max(0) as u64;
+    }
+    (cpu_ticks * 1_000_000_000 / ticks, rss_pages * page)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
