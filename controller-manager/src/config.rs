@@ -46,6 +46,9 @@ pub struct Config {
     /// The garbage collector (`garbageCollectorController:`).
     #[serde(default)]
     pub garbage_collector_controller: crate::gc::GarbageCollectorConfig,
+    /// The namespace controller (`namespaceController:`).
+    #[serde(default)]
+    pub namespace_controller: crate::namespace::NamespaceConfig,
 }
 
 fn default_concurrency() -> usize {
@@ -133,6 +136,7 @@ impl Config {
             concurrent_deployment_syncs: default_concurrency(),
             node_lifecycle_controller: Default::default(),
             garbage_collector_controller: Default::default(),
+            namespace_controller: Default::default(),
         }
     }
 
@@ -179,6 +183,7 @@ impl Config {
         }
         self.node_lifecycle_controller.validate()?;
         self.garbage_collector_controller.validate()?;
+        self.namespace_controller.validate()?;
         if self.identity.as_deref() == Some("") {
             return Err("identity: must not be empty when set".into());
         }

@@ -28,6 +28,7 @@ pub mod endpoints;
 pub mod expectations;
 pub mod gc;
 pub mod informer;
+pub mod namespace;
 pub mod nodelifecycle;
 pub mod pods;
 pub mod replicaset;
@@ -81,6 +82,10 @@ pub fn controllers() -> Vec<Controller> {
         Controller {
             name: "garbagecollector",
             run: |ctx, stop| Box::pin(gc::run(ctx, stop)),
+        },
+        Controller {
+            name: "namespace",
+            run: |ctx, stop| Box::pin(namespace::run(ctx, stop)),
         },
         // One line per controller, e.g.:
         // Controller { name: "nodelifecycle", run: |ctx, stop| Box::pin(nodelifecycle::run(ctx, stop)) },
