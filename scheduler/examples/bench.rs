@@ -313,7 +313,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "  profile: {}",
         if cfg!(debug_assertions) {
-            "dev (debug assertions, scheduler at opt-level 0)"
+            "dev (debug assertions; see the report for opt-levels)"
         } else {
             "release"
         }

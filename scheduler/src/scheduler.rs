@@ -314,3 +314,38 @@ impl Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::pod;
+
+    #[test]
+    fn pending_means_unbound_ours_and_alive() {
+        let p = pod("a", "1", "1Gi");
+        assert!(is_pending_for(&p, "default-scheduler"));
+        let mut named = p.clone();
+        named.spec.as_mut().unwrap().scheduler_name = "default-scheduler".into();
+        assert!(is_pending_for(&named, "default-scheduler"));
+        named.spec.as_mut().unwrap().scheduler_name = "other".into();
+        assert!(!is_pending_for(&named, "default-scheduler"));
+        let mut bound = p.clone();
+        bound.spec.as_mut().unwrap().node_name = "n1".into();
+        assert!(!is_pending_for(&bound, "default-scheduler"));
+        let mut deleting = p.clone();
+        deleting.metadata.as_mut().unwrap().deletion_timestamp =
+            Some(capstan_proto::timestamp::Time::now());
+        assert!(!is_pending_for(&deleting, "default-scheduler"));
+        let mut gated = p.clone();
+        gated
+            .spec
+            .as_mut()
+            .unwrap()
+            .scheduling_gates
+            .push(Default::default());
+        assert!(!is_pending_for(&gated, "default-scheduler"));
+        let mut failed = p;
+        failed.status.get_or_insert_with(Default::default).phase = "Failed".into();
+        assert!(!is_pending_for(&failed, "default-scheduler"));
+    }
+}
