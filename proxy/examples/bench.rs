@@ -4,7 +4,7 @@
 //! `option splice-auto` — same client and server code, all on loopback.
 //!
 //! ```text
-//! cargo run --release -p capstan-proxy --example bench --offline
+//! cargo run --release -p capstan-proxy --example proxy-bench --offline
 //! BENCH_GB=1 BENCH_SECS=1 BENCH_ROUNDS=1 cargo run ...   # smaller run
 //! ```
 //!
