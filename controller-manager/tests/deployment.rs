@@ -250,6 +250,23 @@ async fn rolling_update_respects_surge_and_unavailability_then_rolls_back() {
         annotation(&third[v1_name], "deployment.kubernetes.io/revision-history"),
         "1"
     );
+    let events: Api<capstan_proto::api::core::v1::Event> =
+        Api::namespaced(e.pods.client().clone(), "default");
+    let wanted = format!("Scaled down replica set {v2_name} to 0");
+    eventually("ScalingReplicaSet events on the Deployment", || async {
+        let list = events.list(&Default::default()).await.ok()?.items;
+        list.iter()
+            .any(|ev| {
+                ev.reason == "ScalingReplicaSet"
+                    && ev.message == wanted
+                    && ev
+                        .involved_object
+                        .as_ref()
+                        .is_some_and(|o| o.kind == "Deployment" && o.name == "web")
+            })
+            .then_some(())
+    })
+    .await;
     e.cm.stop().await;
 }
 

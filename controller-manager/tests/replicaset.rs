@@ -215,3 +215,51 @@ async fn replication_controller_keeps_its_replicas() {
     .await;
     cm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_being_deleted_is_replaced_at_once() {
+    let server = TestServer::start().await;
+    let cm = start(Config::new(cm_kubeconfig(&server)), only(&["replicaset"]));
+    let client = admin(&server);
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    // Bound pods (nodeName set) are deleted gracefully: they linger with a
+    // deletionTimestamp until their kubelet (none here) confirms.
+    let mut rs = replica_set("bound", "bound", 2);
+    rs.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .as_mut()
+        .unwrap()
+        .spec
+        .as_mut()
+        .unwrap()
+        .node_name = "n1".into();
+    sets.create(&rs).await.unwrap();
+    let created = eventually("2 pods", || async {
+        let live = live_pods(&pods, "bound").await;
+        (live.len() == 2).then_some(live)
+    })
+    .await;
+    let victim = name(&created[0]);
+    let deleted = pods
+        .delete(&victim, &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(!deleted.removed, "a bound pod is deleted gracefully");
+    eventually("a replacement while the old pod terminates", || async {
+        let all = pods.list(&Default::default()).await.ok()?.items;
+        let terminating = all.iter().any(|p| {
+            name(p) == victim && p.metadata.as_ref().unwrap().deletion_timestamp.is_some()
+        });
+        let live = live_pods(&pods, "bound").await;
+        (terminating && live.len() == 2 && live.iter().all(|p| name(p) != victim)).then_some(())
+    })
+    .await;
+    eventually("status counts only live pods", || async {
+        (sets.get("bound").await.ok()?.status?.replicas == Some(2)).then_some(())
+    })
+    .await;
+    cm.stop().await;
+}
