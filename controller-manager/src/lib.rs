@@ -15,6 +15,11 @@
 //!   [`replicaset::Replicated`]; [`replication`]: the same for
 //!   ReplicationControllers.
 //! - [`deployment`]: the Deployment controller (rollouts over ReplicaSets).
+//! - [`nodelifecycle`]: node health from Leases, not-ready/unreachable
+//!   taints, rate-limited taint-based eviction, disruption mode.
+//! - [`gc`]: the garbage collector (ownerReferences; orphan and foreground
+//!   finalizers); [`gc::kinds`] puts every served kind behind one trait.
+//! - [`namespace`]: empties a namespace being deleted, then finalizes it.
 //! - [`run`]: campaigns for the Lease kube-system/kube-controller-manager;
 //!   while leading, runs every controller of [`controllers`] with fresh
 //!   informers; on losing the Lease, stops them and campaigns again (a
@@ -87,9 +92,6 @@ pub fn controllers() -> Vec<Controller> {
             name: "namespace",
             run: |ctx, stop| Box::pin(namespace::run(ctx, stop)),
         },
-        // One line per controller, e.g.:
-        // Controller { name: "nodelifecycle", run: |ctx, stop| Box::pin(nodelifecycle::run(ctx, stop)) },
-        // (node lifecycle, garbage collector and namespace controllers: add yours here.)
     ]
 }
 

@@ -138,4 +138,39 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("nodeEvictionRate"));
         assert!(serde_yaml_ng::from_str::<NodeLifecycleConfig>("gracePeriod: 1\n").is_err());
     }
+
+    #[test]
+    fn sections_of_the_configuration_file() {
+        let c = crate::Config::parse(
+            "kubeconfig: k\nnodeLifecycleController:\n  nodeMonitorPeriodSeconds: 0.5\n  nodeMonitorGracePeriodSeconds: 5\n  podEvictionTimeoutSeconds: 2\ngarbageCollectorController:\n  concurrentGCSyncs: 4\nnamespaceController:\n  concurrentNamespaceSyncs: 2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.node_lifecycle_controller.monitor_period(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            c.node_lifecycle_controller.eviction_timeout(),
+            Duration::from_secs(2)
+        );
+        assert_eq!(c.garbage_collector_controller.concurrent_gc_syncs, 4);
+        assert!(c.garbage_collector_controller.enable_garbage_collector);
+        assert_eq!(c.namespace_controller.concurrent_namespace_syncs, 2);
+        let e = crate::Config::parse(
+            "kubeconfig: k\nnodeLifecycleController:\n  nodeMonitorGracePeriodSeconds: 0\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("nodeLifecycleController.nodeMonitorGracePeriodSeconds"),
+            "{e}"
+        );
+        let e = crate::Config::parse(
+            "kubeconfig: k\ngarbageCollectorController:\n  concurrentGCSyncs: 0\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("concurrentGCSyncs"), "{e}");
+        let e =
+            crate::Config::parse("kubeconfig: k\nnamespaceController:\n  syncs: 1\n").unwrap_err();
+        assert!(e.contains("syncs"), "{e}");
+    }
 }
