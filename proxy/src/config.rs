@@ -61,6 +61,10 @@ pub struct Config {
     /// endpoint is tried.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_millis: u64,
+    /// On shutdown, how long established TCP connections may go on after
+    /// the listeners close before the proxy returns.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_seconds: u64,
 }
 
 /// The cluster DNS server.
@@ -87,6 +91,9 @@ fn default_udp_idle_timeout() -> u64 {
 fn default_connect_timeout_ms() -> u64 {
     2000
 }
+fn default_shutdown_grace() -> u64 {
+    5
+}
 fn default_dns_ttl() -> u32 {
     5
 }
@@ -104,6 +111,7 @@ impl Config {
             forward: ForwardMode::default(),
             udp_idle_timeout_seconds: default_udp_idle_timeout(),
             connect_timeout_millis: default_connect_timeout_ms(),
+            shutdown_grace_seconds: default_shutdown_grace(),
         }
     }
 
@@ -158,6 +166,11 @@ impl Config {
     /// The UDP flow idle timeout.
     pub fn udp_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.udp_idle_timeout_seconds)
+    }
+
+    /// The shutdown grace time.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
     }
 
     /// The endpoint connect timeout.

@@ -143,8 +143,25 @@ pub async fn run_with_stats(
     if let Some(dns) = dns {
         dns.stop().await;
     }
+    drain(&stats, config.shutdown_grace()).await;
     stats.log();
     Ok(())
+}
+
+/// Waits until no TCP connection is being forwarded, at most `grace`.
+async fn drain(stats: &Stats, grace: Duration) {
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        let active = Stats::get(&stats.tcp_active);
+        if active == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::info!(active, "grace time over; dropping established connections");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Starts a watcher of every `K` feeding a store; each event wakes `changed`.

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Stats {
     /// TCP connections forwarded to an endpoint.
     pub tcp_forwarded: AtomicU64,
+    /// TCP connections being forwarded now (a gauge).
+    pub tcp_active: AtomicU64,
     /// TCP connections reset because no endpoint could be reached.
     pub tcp_failed: AtomicU64,
     /// Bytes from clients to endpoints (TCP and UDP).
@@ -26,6 +28,11 @@ impl Stats {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Subtracts `n` from the gauge `counter`.
+    pub fn sub(counter: &AtomicU64, n: u64) {
+        counter.fetch_sub(n, Ordering::Relaxed);
+    }
+
     /// Reads `counter`.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
@@ -35,6 +42,7 @@ impl Stats {
     pub fn log(&self) {
         tracing::info!(
             tcp_forwarded = Self::get(&self.tcp_forwarded),
+            tcp_active = Self::get(&self.tcp_active),
             tcp_failed = Self::get(&self.tcp_failed),
             bytes_to_backend = Self::get(&self.bytes_to_backend),
             bytes_to_client = Self::get(&self.bytes_to_client),

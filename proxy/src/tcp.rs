@@ -53,6 +53,8 @@ async fn connection(client: TcpStream, peer: SocketAddr, ctx: TcpContext) {
         return;
     };
     Stats::add(&ctx.stats.tcp_forwarded, 1);
+    Stats::add(&ctx.stats.tcp_active, 1);
+    let _active = Active(&ctx.stats);
     let _ = client.set_nodelay(true);
     let _ = backend.set_nodelay(true);
     let endpoint = backend.peer_addr().ok();
@@ -63,6 +65,15 @@ async fn connection(client: TcpStream, peer: SocketAddr, ctx: TcpContext) {
             tracing::trace!(%peer, ?endpoint, ?c, "connection done");
         }
         Err(e) => tracing::debug!(%peer, ?endpoint, error = %e, "connection ended with an error"),
+    }
+}
+
+/// Counts one forwarded connection out of the active gauge when dropped.
+struct Active<'a>(&'a Stats);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        Stats::sub(&self.0.tcp_active, 1);
     }
 }
 

@@ -134,7 +134,22 @@ async fn cluster_ip_and_node_port_round_robin_endpoint_removal_and_refusal() {
         capstan_proxy::stats::Stats::get(&h.stats.tcp_forwarded) >= 10,
         "connections counted"
     );
-    h.stop().await;
+    // Shutdown closes the listeners but drains: the established connection
+    // still works, and the proxy returns as soon as it ends.
+    let stopping = tokio::spawn(h.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    echo_once(&mut to_b, b"during shutdown").await;
+    assert!(
+        !stopping.is_finished(),
+        "stop waits for the established connection"
+    );
+    drop(to_b);
+    let t = Instant::now();
+    stopping.await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "stop returned once drained"
+    );
 }
 
 /// Connects from `client_ip` and reads the id.

@@ -43,6 +43,7 @@ impl Harness {
             node_ip.parse().unwrap(),
         );
         config.forward = ForwardMode::Splice;
+        config.shutdown_grace_seconds = 1;
         config.dns = dns.map(|listen| DnsConfig {
             listen,
             upstream: vec![],
