@@ -55,7 +55,8 @@ pub struct Config {
     /// `status.daemonEndpoints.kubeletEndpoint.Port`.
     #[serde(default = "default_port")]
     pub port: u16,
-    /// The serving certificate of that port.
+    /// The serving certificate of that port (the node's); without it the
+    /// port is not served.
     pub tls: Option<TlsConfig>,
     /// Runtime state and pod logs.
     pub root_dir: PathBuf,

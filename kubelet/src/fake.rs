@@ -68,6 +68,20 @@ impl FakeRuntime {
         true
     }
 
+    /// The log file of the newest attempt of container `name` of pod `pod`
+    /// (the fake writes nothing there; tests do).
+    pub fn log_path(&self, pod: &str, name: &str) -> Option<std::path::PathBuf> {
+        self.lock()
+            .containers
+            .values()
+            .filter(|c| {
+                c.metadata.name == name
+                    && c.labels.get(crate::labels::POD_NAME).map(String::as_str) == Some(pod)
+            })
+            .max_by_key(|c| c.metadata.attempt)
+            .map(|c| c.log_path.clone())
+    }
+
     /// How many containers are running now.
     pub fn running(&self) -> usize {
         self.lock()

@@ -12,6 +12,7 @@ mod config;
 pub mod env;
 pub mod fake;
 pub mod labels;
+pub mod logs;
 pub mod manager;
 pub mod node;
 pub mod runtime;
@@ -61,6 +62,12 @@ pub async fn run_with<R: Runtime>(
 ) -> anyhow::Result<()> {
     let client = Client::from_kubeconfig(Some(&config.kubeconfig), None)
         .map_err(|e| anyhow::anyhow!("kubeconfig {}: {e}", config.kubeconfig.display()))?;
+    let port = match &config.tls {
+        Some(tls) => {
+            Some(logs::listen(std::net::SocketAddr::new(config.node_ip, config.port), tls).await?)
+        }
+        None => None,
+    };
     node::register(&client, &config, &*runtime).await?;
     tracing::info!(node = %config.node_name, "registered");
     let config = Arc::new(config);
@@ -77,7 +84,7 @@ pub async fn run_with<R: Runtime>(
             reset: secs(config.crash_loop_backoff_reset_seconds),
         },
     });
-    let tasks = [
+    let mut tasks = vec![
         tokio::spawn(node::lease_loop(client.clone(), config.clone())),
         tokio::spawn(node::status_loop(
             client.clone(),
@@ -86,6 +93,14 @@ pub async fn run_with<R: Runtime>(
         )),
         tokio::spawn(manager::run(ctx)),
     ];
+    if let Some((listener, tls)) = port {
+        let runtime = runtime.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = logs::serve(listener, tls, runtime).await {
+                tracing::error!("{e:#}");
+            }
+        }));
+    }
     shutdown.await;
     for t in &tasks {
         t.abort();

@@ -307,21 +307,48 @@ async fn reports_image_errors_limits_and_adopts_after_restart() {
     let admin = Client::from_kubeconfig(Some(&server.admin_kubeconfig()), None).unwrap();
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
 
-    // An unknown image: ErrImagePull, then ImagePullBackOff, with the message.
-    pods.create(&pod("ghost", "nothing:9", "Always"))
-        .await
-        .unwrap();
-    let p = wait_pod(&pods, "ghost", "ErrImagePull", |p| {
-        waiting_reason(p) == "ErrImagePull"
-    })
-    .await;
-    let w = container(&p).state.unwrap().waiting.unwrap();
-    assert!(w.message.contains("nothing:9"), "{}", w.message);
-    assert_eq!(phase(&p), "Pending");
-    wait_pod(&pods, "ghost", "ImagePullBackOff", |p| {
-        waiting_reason(p) == "ImagePullBackOff"
-    })
-    .await;
+    // An unknown image: ErrImagePull, then ImagePullBackOff, with the message
+    // (seen through a watch: ErrImagePull lasts until the next sync).
+    let mut seen = Vec::new();
+    {
+        use capstan_client::watcher::{Event, watcher};
+        use futures::StreamExt as _;
+        let params = capstan_client::ListParams::default().fields("metadata.name=ghost");
+        let mut events = std::pin::pin!(watcher(pods.clone(), params));
+        pods.create(&pod("ghost", "nothing:9", "Always"))
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !seen
+            .iter()
+            .any(|(r, _): &(String, String)| r == "ImagePullBackOff")
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = tokio::time::timeout(left, events.next())
+                .await
+                .expect("image errors in time");
+            let pods = match event.unwrap().unwrap() {
+                Event::Applied(p) => vec![p],
+                Event::Restarted(ps) => ps,
+                Event::Deleted(_) => vec![],
+            };
+            for p in pods {
+                if let Some(w) = container(&p).state.and_then(|s| s.waiting) {
+                    assert_eq!(phase(&p), "Pending");
+                    seen.push((w.reason, w.message));
+                }
+            }
+        }
+    }
+    let reasons: Vec<_> = seen
+        .iter()
+        .map(|(r, _)| r.as_str())
+        .filter(|r| *r != "ContainerCreating")
+        .collect();
+    assert_eq!(reasons.first(), Some(&"ErrImagePull"), "{seen:?}");
+    for (reason, message) in &seen[1..] {
+        assert!(message.contains("nothing:9"), "{reason}: {message}");
+    }
 
     // Limits the runtime cannot enforce: a clear condition.
     let mut limited = pod("limited", "web:1", "Always");
@@ -379,6 +406,232 @@ async fn reports_image_errors_limits_and_adopts_after_restart() {
     let calls = runtime.calls();
     assert_eq!(starts(&calls), before, "nothing started twice: {calls:?}");
     assert_eq!(phase(&pods.get("keep").await.unwrap()), "Running");
+    kubelet.stop().await;
+    server.stop().await;
+}
+
+/// A certificate for `user` in `group`, saved in the test PKI as `name`.
+fn issue(
+    server: &TestServer,
+    name: &str,
+    user: &str,
+    group: &str,
+    usage: capstan_pki::Usage,
+) -> capstan_pki::TlsPaths {
+    let pki = server.pki_dir();
+    capstan_pki::CertificateAuthority::load(&pki)
+        .unwrap()
+        .issue(
+            user,
+            &[group],
+            &["127.0.0.1".to_owned()],
+            usage,
+            Duration::from_secs(3600),
+        )
+        .unwrap()
+        .save(&pki, name)
+        .unwrap();
+    capstan_pki::TlsPaths::in_dir(&pki, name)
+}
+
+async fn read_logs(
+    port: u16,
+    tls: &capstan_pki::TlsPaths,
+    req: capstan_proto::rpc::LogsRequest,
+) -> Result<Vec<u8>, tonic::Status> {
+    use futures::StreamExt as _;
+    let config = tls.load().unwrap().client_config().unwrap();
+    let channel = capstan_pki::net::channel(&format!("127.0.0.1:{port}"), config).unwrap();
+    let mut client = capstan_proto::rpc::kubelet_client::KubeletClient::new(channel);
+    let mut stream = client.container_logs(req).await?.into_inner();
+    let mut out = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("log chunk in time")
+    {
+        out.extend(chunk?.data);
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_logs_to_peers_only() {
+    use capstan_proto::rpc::LogsRequest;
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(FakeRuntime::new(&["web:1"]));
+    let mut config = config(&server, dir.path());
+    let serving = issue(
+        &server,
+        "node-n1",
+        "system:node:n1",
+        "system:nodes",
+        capstan_pki::Usage::ServerAndClient,
+    );
+    config.port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    config.tls = Some(capstan_kubelet::TlsConfig {
+        ca_file: serving.ca.clone(),
+        cert_file: serving.cert.clone(),
+        key_file: serving.key.clone(),
+    });
+    let port = config.port;
+    let kubelet = start(config, runtime.clone());
+    let admin = Client::from_kubeconfig(Some(&server.admin_kubeconfig()), None).unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    pods.create(&pod("web", "web:1", "Always")).await.unwrap();
+    wait_pod(&pods, "web", "Running", |p| phase(p) == "Running").await;
+    let first = runtime.log_path("web", "c").unwrap();
+    std::fs::create_dir_all(first.parent().unwrap()).unwrap();
+    std::fs::write(&first, "one\ntwo\nthree\n").unwrap();
+
+    let peer = issue(
+        &server,
+        "peer",
+        "apiserver-1",
+        "capstan:peers",
+        capstan_pki::Usage::Client,
+    );
+    let req = |container: &str| LogsRequest {
+        namespace: "default".into(),
+        name: "web".into(),
+        container: container.into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        read_logs(port, &peer, req("")).await.unwrap(),
+        b"one\ntwo\nthree\n"
+    );
+    assert_eq!(
+        read_logs(
+            port,
+            &peer,
+            LogsRequest {
+                tail_lines: 2,
+                ..req("c")
+            }
+        )
+        .await
+        .unwrap(),
+        b"two\nthree\n"
+    );
+    assert_eq!(
+        read_logs(
+            port,
+            &peer,
+            LogsRequest {
+                limit_bytes: 5,
+                ..req("c")
+            }
+        )
+        .await
+        .unwrap(),
+        b"one\nt"
+    );
+    let missing = read_logs(port, &peer, req("nope")).await.unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound, "{missing:?}");
+    assert!(
+        missing.message().contains("nope") && missing.message().contains("[c]"),
+        "{}",
+        missing.message()
+    );
+    let no_pod = read_logs(
+        port,
+        &peer,
+        LogsRequest {
+            name: "ghost".into(),
+            ..req("")
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(no_pod.code(), tonic::Code::NotFound);
+    let no_previous = read_logs(
+        port,
+        &peer,
+        LogsRequest {
+            previous: true,
+            ..req("c")
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(no_previous.code(), tonic::Code::NotFound);
+
+    // follow streams appended bytes until the container exits.
+    let follower = tokio::spawn({
+        let peer = peer.clone();
+        async move {
+            read_logs(
+                port,
+                &peer,
+                LogsRequest {
+                    follow: true,
+                    ..req("c")
+                },
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&first)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"four\n"))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(runtime.exit("web", "c", 0));
+    let followed = follower.await.unwrap().unwrap();
+    assert_eq!(followed, b"one\ntwo\nthree\nfour\n");
+
+    // previous: the attempt before the restart.
+    wait_pod(&pods, "web", "restarted", |p| {
+        container(p).restart_count == Some(1)
+    })
+    .await;
+    let second = runtime.log_path("web", "c").unwrap();
+    assert_ne!(first, second);
+    std::fs::create_dir_all(second.parent().unwrap()).unwrap();
+    std::fs::write(&second, "again\n").unwrap();
+    assert_eq!(read_logs(port, &peer, req("c")).await.unwrap(), b"again\n");
+    assert_eq!(
+        read_logs(
+            port,
+            &peer,
+            LogsRequest {
+                previous: true,
+                ..req("c")
+            }
+        )
+        .await
+        .unwrap(),
+        b"one\ntwo\nthree\nfour\n"
+    );
+
+    // Only peers and admins.
+    let node_user = issue(
+        &server,
+        "other-node",
+        "system:node:n2",
+        "system:nodes",
+        capstan_pki::Usage::Client,
+    );
+    let denied = read_logs(port, &node_user, req("c")).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    let admin_tls = issue(
+        &server,
+        "admin2",
+        "root",
+        "system:masters",
+        capstan_pki::Usage::Client,
+    );
+    assert_eq!(
+        read_logs(port, &admin_tls, req("c")).await.unwrap(),
+        b"again\n"
+    );
     kubelet.stop().await;
     server.stop().await;
 }
