@@ -6,7 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hickory_server::proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_server::proto::rr::{Name, RData, RecordType};
+use hickory_server::proto::rr::rdata::A;
+use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -22,8 +23,12 @@ fn query(name: &str, ty: RecordType) -> Vec<u8> {
 }
 
 async fn ask_udp(name: &str, ty: RecordType) -> Message {
+    ask_udp_at(DNS, name, ty).await
+}
+
+async fn ask_udp_at(server: &str, name: &str, ty: RecordType) -> Message {
     let s = UdpSocket::bind("127.77.6.50:0").await.unwrap();
-    s.send_to(&query(name, ty), DNS).await.unwrap();
+    s.send_to(&query(name, ty), server).await.unwrap();
     let mut buf = vec![0u8; 4096];
     let (n, _) = tokio::time::timeout(Duration::from_secs(2), s.recv_from(&mut buf))
         .await
@@ -159,4 +164,59 @@ async fn cluster_names_answer_from_the_watched_services() {
     let m = ask_udp("example.org.", RecordType::A).await;
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
     h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_names_go_to_the_upstream_resolver() {
+    // A fake upstream: answers every A query with 127.77.7.99.
+    let upstream = UdpSocket::bind("127.77.7.2:5353").await.unwrap();
+    let fake = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let Ok((n, from)) = upstream.recv_from(&mut buf).await else {
+                return;
+            };
+            let q = Message::from_vec(&buf[..n]).unwrap();
+            let mut r = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+            r.metadata.recursion_available = true;
+            let name = q.queries[0].name().clone();
+            r.add_query(q.queries[0].clone());
+            r.answers.push(Record::from_rdata(
+                name,
+                60,
+                RData::A(A::new(127, 77, 7, 99)),
+            ));
+            let _ = upstream.send_to(&r.to_vec().unwrap(), from).await;
+        }
+    });
+    let listen = "127.77.7.53:5353";
+    let h = Harness::start_with_upstream(
+        "n1",
+        "127.77.7.100",
+        Some(listen.parse().unwrap()),
+        vec!["127.77.7.2:5353".parse().unwrap()],
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    let m = loop {
+        let s = UdpSocket::bind("127.77.7.50:0").await.unwrap();
+        s.send_to(&query("example.org.", RecordType::A), listen)
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        if let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_millis(500), s.recv_from(&mut buf)).await
+        {
+            break Message::from_vec(&buf[..n]).unwrap();
+        }
+        assert!(Instant::now() < deadline, "the dns server never answered");
+    };
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
+    assert!(!m.metadata.authoritative);
+    assert_eq!(ips(&m), vec!["127.77.7.99".parse::<IpAddr>().unwrap()]);
+    // Cluster names are still answered locally (NXDOMAIN, not forwarded).
+    let m = ask_udp_at(listen, "nope.default.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    h.stop().await;
+    fake.abort();
 }

@@ -212,7 +212,7 @@ async fn client_ip_affinity_sticks_to_one_endpoint() {
 async fn ask(socket: &UdpSocket, vip: &str, payload: &[u8]) -> Option<(u8, Vec<u8>, SocketAddr)> {
     socket.send_to(payload, vip).await.unwrap();
     let mut buf = [0u8; 64];
-    let (n, from) = tokio::time::timeout(Duration::from_millis(300), socket.recv_from(&mut buf))
+    let (n, from) = tokio::time::timeout(Duration::from_secs(1), socket.recv_from(&mut buf))
         .await
         .ok()?
         .ok()?;

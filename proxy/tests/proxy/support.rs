@@ -35,6 +35,16 @@ pub struct Harness {
 impl Harness {
     /// Starts an apiserver and a proxy for node `node` at `node_ip`.
     pub async fn start(node: &str, node_ip: &str, dns: Option<SocketAddr>) -> Harness {
+        Self::start_with_upstream(node, node_ip, dns, vec![]).await
+    }
+
+    /// [`Harness::start`] with upstream resolvers for the DNS server.
+    pub async fn start_with_upstream(
+        node: &str,
+        node_ip: &str,
+        dns: Option<SocketAddr>,
+        upstream: Vec<SocketAddr>,
+    ) -> Harness {
         let server = TestServer::start().await;
         let admin = Client::from_kubeconfig(Some(&server.admin_kubeconfig()), None).unwrap();
         let mut config = Config::new(
@@ -46,7 +56,7 @@ impl Harness {
         config.shutdown_grace_seconds = 1;
         config.dns = dns.map(|listen| DnsConfig {
             listen,
-            upstream: vec![],
+            upstream,
             ttl: 5,
         });
         let stats = Arc::new(Stats::default());
