@@ -277,3 +277,82 @@ async fn nothing_is_evicted_when_most_nodes_look_down() {
     }
     cm.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_of_a_dead_node_are_replaced_by_their_replica_set() {
+    use capstan_proto::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
+    use capstan_proto::api::meta::v1::LabelSelector;
+    use capstan_proto::rpc::Binding;
+
+    let server = TestServer::start().await;
+    let client = admin(&server);
+    let flags = nodes_with_leases(&client, &["n1", "n2"]).await;
+    let cm = start(
+        config(&server),
+        only(&["replicaset", "nodelifecycle", "garbagecollector"]),
+    );
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut t = template("web", "web:1");
+    t.spec.as_mut().unwrap().termination_grace_period_seconds = Some(1);
+    sets.create(&ReplicaSet {
+        metadata: Some(ObjectMeta {
+            name: "web".into(),
+            ..Default::default()
+        }),
+        spec: Some(ReplicaSetSpec {
+            replicas: Some(2),
+            selector: Some(LabelSelector {
+                match_labels: [("app".to_owned(), "web".to_owned())].into(),
+                ..Default::default()
+            }),
+            template: Some(t),
+            ..Default::default()
+        }),
+        status: None,
+    })
+    .await
+    .unwrap();
+    let first = eventually("2 pods", || async {
+        let live = live_pods(&pods, "web").await;
+        (live.len() == 2).then_some(live)
+    })
+    .await;
+    // The scheduler's part: both on n1.
+    let bindings = first
+        .iter()
+        .map(|p| Binding {
+            namespace: "default".into(),
+            name: name(p),
+            uid: p.metadata.as_ref().unwrap().uid.clone(),
+            node_name: "n1".into(),
+        })
+        .collect();
+    for r in capstan_client::pods::bind(&client, bindings).await.unwrap() {
+        r.expect("bound");
+    }
+
+    flags[0].store(false, Ordering::SeqCst);
+    let died = std::time::Instant::now();
+    let old: Vec<String> = first.iter().map(name).collect();
+    eventually("the dead node's pods gone and replaced", || async {
+        let all = pods.list(&Default::default()).await.ok()?.items;
+        let old_left = all.iter().any(|p| old.contains(&name(p)));
+        let live = live_pods(&pods, "web").await;
+        let replaced = live.len() == 2
+            && live
+                .iter()
+                .all(|p| p.spec.as_ref().unwrap().node_name != "n1");
+        (!old_left && replaced).then_some(())
+    })
+    .await;
+    // grace 1.5 s + eviction timeout 1 s + the pods' grace 1 s, polled.
+    eprintln!(
+        "dead node's pods replaced and force-deleted {:?} after its last renewal",
+        died.elapsed()
+    );
+    for f in &flags {
+        f.store(false, Ordering::SeqCst);
+    }
+    cm.stop().await;
+}

@@ -255,8 +255,9 @@ impl Monitor {
                         .and_then(|m| m.deletion_grace_period_seconds)
                         .unwrap_or(0)
                         .max(0) as u64;
+                    // Asked apart from its eviction (which was just asked for).
                     if now.saturating_duration_since(first) >= Duration::from_secs(grace)
-                        && self.may_ask(uid, now)
+                        && self.may_ask(&format!("{uid}/force"), now)
                     {
                         intents.push(Intent::ForceDelete(Arc::clone(pod)));
                     }
