@@ -207,9 +207,15 @@ fn stop_pods(args: &UpArgs) {
     }
 }
 
-/// PENDING: wired to the process runtime once it lands (same session).
+/// Stops every container the node's process runtime recorded (SIGTERM,
+/// 2 s, SIGKILL), with its kubelet already gone. The kubelet keeps the
+/// runtime's records in `ROOT/runtime` (`capstan_kubelet::run`).
 fn stop_node_pods(root: &std::path::Path) -> anyhow::Result<()> {
-    let _ = root;
+    let stopped =
+        capstan_kubelet::runtime::process::stop_all(&root.join("runtime"), Duration::from_secs(2))?;
+    if stopped > 0 {
+        println!("Stopped {stopped} container(s) of {}", root.display());
+    }
     Ok(())
 }
 

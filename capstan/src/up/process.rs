@@ -2,6 +2,7 @@
 //! --config FILE` in the data directory, with its stderr in `logs/` and its
 //! pid in `run/`, stopped with SIGTERM and, after a timeout, SIGKILL.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -48,7 +49,11 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .with_context(|| format!("opening {}", self.log.display()))?;
+        // Its own process group: a Ctrl-C in the terminal reaches only
+        // `capstan up`, which then stops the daemons in order (clients
+        // before the apiservers they release their Leases through).
         let child = Command::new(exe)
+            .process_group(0)
             .arg(self.subcommand)
             .arg("--config")
             .arg(&self.config)
