@@ -105,7 +105,7 @@ impl Proxier {
         let balancer = Arc::new(Balancer::new(target.backends.clone(), target.affinity));
         let task = match key.protocol {
             Protocol::Tcp => {
-                let listener = TcpListener::bind(key.addr).await?;
+                let listener = bind_tcp(key.addr)?;
                 let ctx = TcpContext {
                     balancer: balancer.clone(),
                     mode: self.settings.mode,
@@ -115,7 +115,7 @@ impl Proxier {
                 tokio::spawn(tcp::serve(listener, ctx))
             }
             Protocol::Udp => {
-                let socket = UdpSocket::bind(key.addr).await?;
+                let socket = bind_udp(key.addr)?;
                 tokio::spawn(udp::serve(
                     socket,
                     balancer.clone(),
@@ -130,5 +130,52 @@ impl Proxier {
     /// Closes every listener.
     pub fn close_all(&mut self) {
         self.running.clear();
+    }
+}
+
+/// A TCP listener with SO_REUSEPORT: the proxies of several nodes on one
+/// machine (`capstan up`) all serve a ClusterIP, and the kernel spreads
+/// connections over them; when one proxy stops, the others keep serving.
+fn bind_tcp(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// A UDP socket with SO_REUSEPORT, for the same reason as [`bind_tcp`]
+/// (the kernel keeps one client's datagrams on one socket).
+fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<UdpSocket> {
+    use rustix::net::{AddressFamily, SocketType, sockopt};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket(family, SocketType::DGRAM, None)?;
+    sockopt::set_socket_reuseport(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
+    let socket = std::net::UdpSocket::from(fd);
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
+}
+
+#[cfg(test)]
+mod reuse_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn two_proxies_can_serve_one_cluster_ip() {
+        let first = bind_tcp("127.96.250.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        let second = bind_tcp(addr).expect("a second listener on the same address");
+        assert_eq!(second.local_addr().unwrap(), addr);
+        let udp = bind_udp("127.96.250.1:0".parse().unwrap()).unwrap();
+        bind_udp(udp.local_addr().unwrap()).expect("a second UDP socket");
     }
 }
