@@ -172,3 +172,26 @@ impl Config {
         std::time::Duration::from_secs_f64(f64::from(self.node_lease_duration_seconds) / 4.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_loads_and_errors_name_the_field() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubelet.example.yaml");
+        let c = Config::load(&example).expect("example config");
+        assert_eq!(c.node_name, "n1");
+        assert_eq!(c.port, 10250);
+        assert!(c.kubeconfig.is_absolute() && c.image_dir.ends_with("deploy/images"));
+        assert_eq!(c.lease_renew_interval(), std::time::Duration::from_secs(10));
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("k.yaml");
+        std::fs::write(&bad, "kubeconfig: k\nnodeName: n\nnodeIP: 127.0.0.1\nrootDir: r\npodCIDR: 10.0.0.0/24\nimageDir: i\ncapacity: {cpu: lots}\n").unwrap();
+        let e = Config::load(&bad).unwrap_err().to_string();
+        assert!(e.contains("capacity.cpu") && e.contains("lots"), "{e}");
+        std::fs::write(&bad, "kubeconfig: k\nnodeName: n\nnodeIP: 127.0.0.1\nrootDir: r\npodCIDR: 10.0.0.0/24\nimageDir: i\nbogus: 1\n").unwrap();
+        let e = Config::load(&bad).unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+}

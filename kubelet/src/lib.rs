@@ -15,6 +15,7 @@ pub mod labels;
 pub mod logs;
 pub mod manager;
 pub mod node;
+pub mod probe;
 pub mod runtime;
 pub mod status;
 pub mod worker;

@@ -40,6 +40,9 @@ pub struct Observed<'a> {
     pub limits_not_enforced: Option<(String, String)>,
     /// When the kubelet first handled the pod.
     pub start_time: Option<Time>,
+    /// Probe results of running containers by name: (ready, started).
+    /// Absent: ready and started while running.
+    pub probes: &'a HashMap<String, (bool, bool)>,
 }
 
 /// The condition type reporting unenforced resource limits.
@@ -92,6 +95,7 @@ fn container_status(
     all: &[ContainerStatus],
     kubelet_waiting: Option<&Waiting>,
     default_reason: &str,
+    probe: Option<(bool, bool)>,
 ) -> core::ContainerStatus {
     let attempts = attempts(all, &spec.name);
     let latest = attempts.last().copied();
@@ -120,14 +124,14 @@ fn container_status(
         name: spec.name.clone(),
         state: Some(state),
         last_state,
-        ready: Some(running),
+        ready: Some(running && probe.is_none_or(|p| p.0)),
         restart_count: Some(latest.map_or(0, |c| c.metadata.attempt as i32)),
         image: spec.image.clone(),
         image_id: latest.map(|c| c.image.clone()).unwrap_or_default(),
         container_id: latest
             .map(|c| format!("capstan://{}", c.id))
             .unwrap_or_default(),
-        started: Some(running),
+        started: Some(running && probe.is_none_or(|p| p.1)),
     }
 }
 
@@ -244,7 +248,15 @@ pub fn pod_status(o: &Observed) -> PodStatus {
     let init: Vec<_> = spec
         .init_containers
         .iter()
-        .map(|c| container_status(c, o.containers, o.waiting.get(&c.name), "PodInitializing"))
+        .map(|c| {
+            container_status(
+                c,
+                o.containers,
+                o.waiting.get(&c.name),
+                "PodInitializing",
+                None,
+            )
+        })
         .collect();
     let is_init = initialized(&init);
     let default_reason = if is_init {
@@ -255,7 +267,15 @@ pub fn pod_status(o: &Observed) -> PodStatus {
     let app: Vec<_> = spec
         .containers
         .iter()
-        .map(|c| container_status(c, o.containers, o.waiting.get(&c.name), default_reason))
+        .map(|c| {
+            container_status(
+                c,
+                o.containers,
+                o.waiting.get(&c.name),
+                default_reason,
+                o.probes.get(&c.name).copied(),
+            )
+        })
         .collect();
     let policy = if spec.restart_policy.is_empty() {
         "Always"

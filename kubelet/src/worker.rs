@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::backoff::{BackoffPolicy, CrashBackoff};
 use crate::env::{PodFields, container_env, expand_command};
 use crate::labels;
+use crate::probe::Prober;
 use crate::runtime::{
     ContainerConfig, ContainerFilter, ContainerMetadata, ContainerState, ContainerStatus,
     Resources, Runtime, RuntimeError, SandboxConfig, SandboxMetadata, SandboxState,
@@ -56,6 +57,8 @@ pub struct PodWorker<R> {
     waiting: HashMap<String, Waiting>,
     start_time: Option<Time>,
     last_written: Option<capstan_proto::api::core::v1::PodStatus>,
+    prober: Prober,
+    probes: HashMap<String, (bool, bool)>,
 }
 
 enum Next {
@@ -107,6 +110,8 @@ impl<R: Runtime> PodWorker<R> {
             waiting: HashMap::new(),
             start_time: None,
             last_written: None,
+            prober: Prober::default(),
+            probes: HashMap::new(),
         }
     }
 
@@ -254,7 +259,11 @@ impl<R: Runtime> PodWorker<R> {
         }
         self.start_time.get_or_insert_with(Time::now);
         let mut wake = self.start_containers(pod).await?;
-        let containers = self.containers().await?;
+        let mut containers = self.containers().await?;
+        if let Some(next) = self.run_probes(pod, &containers).await? {
+            wake = wake.min(next);
+            containers = self.containers().await?;
+        }
         let status = self.write_status(pod, &containers).await?;
         let live = containers
             .iter()
@@ -269,6 +278,75 @@ impl<R: Runtime> PodWorker<R> {
             wake = wake.min(POLL);
         }
         Ok(Next::After(wake))
+    }
+
+    /// Runs the due probes of running app containers; stops those whose
+    /// liveness or startup probe failed. Returns when a probe is next due.
+    async fn run_probes(
+        &mut self,
+        pod: &Pod,
+        containers: &[ContainerStatus],
+    ) -> anyhow::Result<Option<Duration>> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let live: Vec<String> = containers
+            .iter()
+            .filter(|c| c.state == ContainerState::Running)
+            .map(|c| c.id.clone())
+            .collect();
+        self.prober.retain(&live);
+        self.probes.clear();
+        let pod_ip = match &self.sandbox {
+            Some((id, _)) => self
+                .ctx
+                .runtime
+                .pod_sandbox_status(id)
+                .await?
+                .ip
+                .map(|ip| ip.to_string()),
+            None => None,
+        }
+        .unwrap_or_default();
+        let mut next: Option<Duration> = None;
+        for c in &spec.containers {
+            if c.liveness_probe.is_none()
+                && c.readiness_probe.is_none()
+                && c.startup_probe.is_none()
+            {
+                continue;
+            }
+            let Some(latest) = status::attempts(containers, &c.name).last().copied() else {
+                continue;
+            };
+            if latest.state != ContainerState::Running {
+                continue;
+            }
+            let ran = latest
+                .started_at
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .unwrap_or_default();
+            let started_at = Instant::now().checked_sub(ran).unwrap_or_else(Instant::now);
+            let verdict = self
+                .prober
+                .probe(&*self.ctx.runtime, c, &latest.id, &pod_ip, started_at)
+                .await;
+            self.probes.insert(
+                c.name.clone(),
+                (verdict.ready && verdict.started, verdict.started),
+            );
+            if let Some(why) = verdict.kill {
+                tracing::info!(pod = %meta(pod).name, container = %c.name, "{why}; restarting");
+                self.ctx
+                    .runtime
+                    .stop_container(&latest.id, grace_period(pod))
+                    .await?;
+                next = Some(Duration::ZERO);
+            }
+            if let Some(at) = verdict.next {
+                let d = at.saturating_duration_since(Instant::now());
+                next = Some(next.map_or(d, |n| n.min(d)));
+            }
+        }
+        Ok(next)
     }
 
     /// Starts what should run now; returns when to look again at the latest.
@@ -509,6 +587,7 @@ impl<R: Runtime> PodWorker<R> {
             host_ip: self.ctx.node_ip.clone(),
             limits_not_enforced,
             start_time: self.start_time,
+            probes: &self.probes,
         });
         let phase = new.phase.clone();
         if pod.status.as_ref() == Some(&new) || self.last_written.as_ref() == Some(&new) {

@@ -635,3 +635,59 @@ async fn serves_logs_to_peers_only() {
     kubelet.stop().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_drive_readiness_and_restarts() {
+    use capstan_proto::api::core::v1::{ExecAction, Probe};
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(FakeRuntime::new(&["web:1"]));
+    let kubelet = start(config(&server, dir.path()), runtime.clone());
+    let admin = Client::from_kubeconfig(Some(&server.admin_kubeconfig()), None).unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    // The fake's exec fails for `false` and succeeds otherwise.
+    let exec = |cmd: &str| Probe {
+        exec: Some(ExecAction {
+            command: vec![cmd.into()],
+        }),
+        period_seconds: Some(1),
+        failure_threshold: Some(1),
+        ..Default::default()
+    };
+    let mut unready = pod("unready", "web:1", "Always");
+    unready.spec.as_mut().unwrap().containers[0].readiness_probe = Some(exec("false"));
+    let mut ready = pod("ready", "web:1", "Always");
+    ready.spec.as_mut().unwrap().containers[0].readiness_probe = Some(exec("true"));
+    let mut dying = pod("dying", "web:1", "Always");
+    dying.spec.as_mut().unwrap().containers[0].liveness_probe = Some(exec("false"));
+    for p in [&unready, &ready, &dying] {
+        pods.create(p).await.unwrap();
+    }
+    let p = wait_pod(&pods, "ready", "ready", |p| {
+        condition(p, "Ready").is_some_and(|c| c.status == "True")
+    })
+    .await;
+    assert_eq!(container(&p).ready, Some(true));
+    let p = wait_pod(&pods, "unready", "Running", |p| phase(p) == "Running").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let p2 = pods.get("unready").await.unwrap();
+    for p in [&p, &p2] {
+        assert_eq!(container(p).ready, Some(false), "{p:#?}");
+        let c = condition(p, "ContainersReady").unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "ContainersNotReady")
+        );
+    }
+    assert_eq!(
+        container(&p2).restart_count,
+        Some(0),
+        "readiness never restarts"
+    );
+    wait_pod(&pods, "dying", "a liveness restart", |p| {
+        container(p).restart_count >= Some(1)
+    })
+    .await;
+    kubelet.stop().await;
+    server.stop().await;
+}
