@@ -82,6 +82,7 @@ pub mod describe_deployment;
 pub mod dynamic;
 pub mod error;
 pub mod explain;
+pub mod expose;
 pub mod get;
 pub mod info;
 pub mod jsonpath;
@@ -133,6 +134,8 @@ pub enum Command {
     Delete(delete::DeleteArgs),
     /// Show objects in detail, with their events.
     Describe(describe::DescribeArgs),
+    /// Make a deployment, replica set, replication controller, pod or service reachable as a new Service.
+    Expose(expose::ExposeArgs),
     /// Add, change (--overwrite) or remove (KEY-) labels.
     Label(patch::MetaArgs),
     /// Add, change (--overwrite) or remove (KEY-) annotations.
@@ -271,6 +274,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Logs(args) => {
             logs::check(args)?;
             logs::logs(&Context::connect(&cli)?, args).await
+        }
+        Command::Expose(args) => {
+            expose::check(args)?;
+            expose::expose(&Context::connect(&cli)?, args).await
         }
         Command::Apply(args) => apply::apply(&Context::connect(&cli)?, args).await,
         Command::Create(args) => create::create(&cli, args).await,

@@ -162,6 +162,75 @@ fn service_ports(v: &Value) -> String {
     }
 }
 
+/// kubectl's EXTERNAL-IP for a service: the externalName, the load
+/// balancer's ingress IPs (or hostnames) and `spec.externalIPs`,
+/// `<pending>` for a LoadBalancer without ingress, else `<none>`.
+fn service_external_ip(v: &Value) -> String {
+    let strings = |path: &str| -> Vec<String> {
+        items(v, path)
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    let ingress = || -> Vec<String> {
+        items(v, "status.loadBalancer.ingress")
+            .iter()
+            .filter_map(|i| {
+                i.get("ip")
+                    .or_else(|| i.get("hostname"))
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let external = strings("spec.externalIPs");
+    let joined = |mut list: Vec<String>| {
+        list.extend(external.iter().cloned());
+        if list.is_empty() {
+            "<none>".to_owned()
+        } else {
+            list.join(",")
+        }
+    };
+    match at(v, "spec.type").and_then(Value::as_str) {
+        Some("ExternalName") => text(v, "spec.externalName"),
+        Some("LoadBalancer") => {
+            let lb = ingress();
+            if lb.is_empty() && external.is_empty() {
+                "<pending>".to_owned()
+            } else {
+                joined(lb)
+            }
+        }
+        _ => joined(Vec::new()),
+    }
+}
+
+/// kubectl's ENDPOINTS: the ready `ip:port` pairs of every subset, the
+/// first three then `+ N more...`; `<none>` when there are none.
+fn endpoints(v: &Value) -> String {
+    let mut pairs: Vec<String> = Vec::new();
+    for subset in items(v, "subsets") {
+        let ports = items(subset, "ports");
+        for address in items(subset, "addresses") {
+            let ip = address["ip"].as_str().unwrap_or("");
+            if ports.is_empty() {
+                pairs.push(ip.to_owned());
+            }
+            for p in ports {
+                pairs.push(format!("{ip}:{}", int(p, "port")));
+            }
+        }
+    }
+    match pairs.len() {
+        0 => "<none>".into(),
+        n if n > 3 => format!("{} + {} more...", pairs[..3].join(","), n - 3),
+        _ => pairs.join(","),
+    }
+}
+
 fn node_status(v: &Value) -> String {
     let ready = items(v, "status.conditions")
         .iter()
@@ -263,8 +332,13 @@ static STATEFULSET: &[Column] = &[col("READY", replicas_ready)];
 static SERVICE: &[Column] = &[
     col("TYPE", |v| text(v, "spec.type")),
     col("CLUSTER-IP", |v| text(v, "spec.clusterIP")),
+    col("EXTERNAL-IP", service_external_ip),
     col("PORT(S)", service_ports),
+    wide("SELECTOR", |v| {
+        at(v, "spec.selector").map_or_else(|| "<none>".into(), selector)
+    }),
 ];
+static ENDPOINTS: &[Column] = &[col("ENDPOINTS", endpoints)];
 static NAMESPACE: &[Column] = &[col("STATUS", |v| text(v, "status.phase"))];
 static NODE: &[Column] = &[
     col("STATUS", node_status),
@@ -302,6 +376,7 @@ pub fn extra_columns(kind: &str) -> &'static [Column] {
         "ReplicaSet" | "ReplicationController" => REPLICAS,
         "StatefulSet" => STATEFULSET,
         "Service" => SERVICE,
+        "Endpoints" => ENDPOINTS,
         "Namespace" => NAMESPACE,
         "Node" => NODE,
         "ConfigMap" | "Secret" => DATA,
@@ -428,6 +503,49 @@ mod tests {
                 "v0.1.0",
                 "127.0.0.1"
             ]
+        );
+    }
+
+    #[test]
+    fn service_and_endpoints_columns() {
+        let cells = |v: &Value| -> Vec<String> { SERVICE.iter().map(|c| (c.cell)(v)).collect() };
+        let np = json!({"spec": {"type": "NodePort", "clusterIP": "10.96.0.5",
+            "selector": {"app": "web"},
+            "ports": [{"port": 80, "nodePort": 30390, "protocol": "TCP"}, {"port": 443, "protocol": "TCP"}]}});
+        assert_eq!(
+            cells(&np),
+            [
+                "NodePort",
+                "10.96.0.5",
+                "<none>",
+                "80:30390/TCP,443/TCP",
+                "app=web"
+            ]
+        );
+        let lb =
+            json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 53, "protocol": "UDP"}]}});
+        assert_eq!(cells(&lb)[2], "<pending>");
+        let lb = json!({"spec": {"type": "LoadBalancer"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "127.0.9.1"}, {"hostname": "lb.local"}]}}});
+        assert_eq!(cells(&lb)[2], "127.0.9.1,lb.local");
+        let ext = json!({"spec": {"type": "ExternalName", "externalName": "db.example.com"}});
+        assert_eq!(cells(&ext)[2], "db.example.com");
+        assert_eq!(cells(&ext)[4], "<none>");
+
+        let ep = json!({"subsets": [
+            {"addresses": [{"ip": "127.0.1.2"}, {"ip": "127.0.1.3"}],
+             "notReadyAddresses": [{"ip": "127.0.1.9"}],
+             "ports": [{"port": 8080}]},
+            {"addresses": [{"ip": "127.0.1.4"}, {"ip": "127.0.1.5"}], "ports": [{"port": 8080}]}]});
+        assert_eq!(
+            endpoints(&ep),
+            "127.0.1.2:8080,127.0.1.3:8080,127.0.1.4:8080 + 1 more..."
+        );
+        let ep = json!({"subsets": [{"addresses": [{"ip": "127.0.1.2"}], "ports": [{"port": 80}, {"port": 443}]}]});
+        assert_eq!(endpoints(&ep), "127.0.1.2:80,127.0.1.2:443");
+        assert_eq!(
+            endpoints(&json!({"subsets": [{"notReadyAddresses": [{"ip": "127.0.1.9"}]}]})),
+            "<none>"
         );
     }
 
