@@ -38,11 +38,13 @@ impl Drop for TestServer {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+/// Two distinct free loopback ports (both held while the second is
+/// chosen, so they cannot be the same).
+fn free_ports() -> (u16, u16) {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let (a, b) = (bind(), bind());
+    let port = |l: &std::net::TcpListener| l.local_addr().expect("bound").port();
+    (port(&a), port(&b))
 }
 
 impl TestServer {
@@ -58,7 +60,7 @@ impl TestServer {
             },
         )
         .expect("test PKI");
-        let (client_port, peer_port) = (free_port(), free_port());
+        let (client_port, peer_port) = free_ports();
         std::fs::write(
             dir.path().join("apiserver.yaml"),
             format!(
