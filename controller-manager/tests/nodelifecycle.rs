@@ -25,13 +25,14 @@ use support::*;
 
 const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 
+/// Small timings; the default eviction rate (0.1 nodes/s: the bucket's
+/// one token must not be lost to a conflicting write).
 fn config(server: &TestServer) -> Config {
     let mut c = Config::new(cm_kubeconfig(server));
     c.node_lifecycle_controller = NodeLifecycleConfig {
         node_monitor_period_seconds: 0.2,
-        node_monitor_grace_period_seconds: 1.5,
+        node_monitor_grace_period_seconds: 3.0,
         pod_eviction_timeout_seconds: 1.0,
-        node_eviction_rate: 10.0,
         ..Default::default()
     };
     c
@@ -346,7 +347,7 @@ async fn pods_of_a_dead_node_are_replaced_by_their_replica_set() {
         (!old_left && replaced).then_some(())
     })
     .await;
-    // grace 1.5 s + eviction timeout 1 s + the pods' grace 1 s, polled.
+    // grace 3 s + eviction timeout 1 s + the pods' grace 1 s, polled.
     eprintln!(
         "dead node's pods replaced and force-deleted {:?} after its last renewal",
         died.elapsed()

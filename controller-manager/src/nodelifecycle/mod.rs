@@ -89,8 +89,9 @@ pub async fn run(ctx: Context, stop: Shutdown) -> anyhow::Result<()> {
             Instant::now(),
             Time::now(),
         );
+        let mut written = HashMap::new();
         for intent in intents {
-            execute(&ctx, &recorder, intent).await;
+            execute(&ctx, &recorder, intent, &mut written).await;
         }
     }
 }
@@ -101,8 +102,14 @@ fn pod_key(pod: &Pod) -> (String, String, String) {
     })
 }
 
-/// Carries out one intent; failures are logged (the next pass plans again).
-async fn execute(ctx: &Context, recorder: &Recorder, intent: Intent) {
+/// Carries out one intent; failures are logged (the next pass plans
+/// again). `written`: nodes as written earlier in this pass, by name.
+async fn execute(
+    ctx: &Context,
+    recorder: &Recorder,
+    intent: Intent,
+    written: &mut HashMap<String, Node>,
+) {
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     match intent {
         Intent::MarkUnknown { node, ready_pods } => {
@@ -112,7 +119,8 @@ async fn execute(ctx: &Context, recorder: &Recorder, intent: Intent) {
                 .map(|m| m.name.clone())
                 .unwrap_or_default();
             match nodes.update_status(&node).await {
-                Ok(_) => {
+                Ok(stored) => {
+                    written.insert(name.clone(), stored);
                     tracing::warn!(node = %name, "node stopped posting status; Ready is Unknown");
                     recorder.publish(
                         &node,
@@ -135,7 +143,7 @@ async fn execute(ctx: &Context, recorder: &Recorder, intent: Intent) {
                 .as_ref()
                 .map(|m| m.name.clone())
                 .unwrap_or_default();
-            if let Err(e) = nodes.update(&node).await {
+            if let Err(e) = set_taints(&nodes, node, written.remove(&name)).await {
                 tracing::info!(node = %name, error = %e, "updating node taints failed; retrying next pass");
             }
         }
@@ -200,6 +208,33 @@ async fn execute(ctx: &Context, recorder: &Recorder, intent: Intent) {
             recorder.publish(node.as_ref(), kind, reason, &message);
         }
     }
+}
+
+/// Writes the lifecycle taints of `planned` onto the node: onto `fresher`
+/// (this pass's own status write) if any, and on a conflict (the kubelet
+/// posted status meanwhile) onto a freshly read copy, keeping other
+/// writers' taints.
+async fn set_taints(nodes: &Api<Node>, planned: Node, fresher: Option<Node>) -> anyhow::Result<()> {
+    let wanted = planned
+        .spec
+        .as_ref()
+        .map(|s| s.taints.clone())
+        .unwrap_or_default();
+    let name = planned
+        .metadata
+        .as_ref()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    let mut node = fresher.unwrap_or(planned);
+    for _ in 0..3 {
+        let spec = node.spec.get_or_insert_with(Default::default);
+        spec.taints = taints::merge_lifecycle(&spec.taints, &wanted);
+        match nodes.update(&node).await {
+            Err(e) if e.is_conflict() => node = nodes.get(&name).await?,
+            other => return other.map(|_| ()).map_err(Into::into),
+        }
+    }
+    anyhow::bail!("node {name}: taints not written after 3 conflicting updates")
 }
 
 /// Sets the pod's Ready condition False (Kubernetes's `MarkPodsNotReady`).

@@ -37,8 +37,20 @@ pub fn key_for(readiness: Readiness) -> Option<&'static str> {
     }
 }
 
-fn is_lifecycle(t: &Taint) -> bool {
+/// Whether `t` is one of this controller's taints.
+pub fn is_lifecycle(t: &Taint) -> bool {
     t.key == NOT_READY || t.key == UNREACHABLE
+}
+
+/// `current` (a fresher copy of the node's taints) with its lifecycle
+/// taints replaced by those of `wanted`: other writers' taints are kept.
+pub fn merge_lifecycle(current: &[Taint], wanted: &[Taint]) -> Vec<Taint> {
+    current
+        .iter()
+        .filter(|t| !is_lifecycle(t))
+        .chain(wanted.iter().filter(|t| is_lifecycle(t)))
+        .cloned()
+        .collect()
 }
 
 /// The node's `NoExecute` lifecycle taint, if it has one.
@@ -175,6 +187,16 @@ mod tests {
             ]
         );
         assert_eq!(with_lifecycle_taints(&t2, None, true, now), vec![user]);
+        // Merged into a fresher copy, other writers' taints stay.
+        let fresh = [taint("disk", NO_EXECUTE), taint(NOT_READY, NO_SCHEDULE)];
+        assert_eq!(
+            keys(&merge_lifecycle(&fresh, &t)),
+            vec![
+                ("disk".into(), NO_EXECUTE.into()),
+                (UNREACHABLE.into(), NO_EXECUTE.into()),
+                (UNREACHABLE.into(), NO_SCHEDULE.into())
+            ]
+        );
         // Idempotent: an existing taint keeps its timeAdded.
         let later = Time::from_unix_seconds(99);
         assert_eq!(
