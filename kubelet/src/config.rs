@@ -65,7 +65,7 @@ pub struct Config {
     pub pod_cidr: String,
     /// The image catalogue folder.
     pub image_dir: PathBuf,
-    /// Folder of static pod manifests (not read yet).
+    /// Folder of static pod manifests (see [`crate::static_pods`]).
     pub static_pod_path: Option<PathBuf>,
     /// Capacity overrides.
     #[serde(default)]

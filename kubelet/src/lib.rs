@@ -17,6 +17,7 @@ pub mod manager;
 pub mod node;
 pub mod probe;
 pub mod runtime;
+pub mod static_pods;
 pub mod status;
 pub mod worker;
 
@@ -94,6 +95,13 @@ pub async fn run_with<R: Runtime>(
         )),
         tokio::spawn(manager::run(ctx)),
     ];
+    if let Some(dir) = config.static_pod_path.clone() {
+        tasks.push(tokio::spawn(static_pods::run(
+            client.clone(),
+            dir,
+            config.node_name.clone(),
+        )));
+    }
     if let Some((listener, tls)) = port {
         let runtime = runtime.clone();
         tasks.push(tokio::spawn(async move {

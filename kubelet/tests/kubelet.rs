@@ -691,3 +691,73 @@ async fn probes_drive_readiness_and_restarts() {
     kubelet.stop().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_pods_are_mirrored_replaced_and_recreated() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let manifest = manifests.join("static.yaml");
+    let write = |image: &str| {
+        std::fs::write(
+            &manifest,
+            format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: static, namespace: kube-system}}\nspec:\n  containers:\n  - {{name: c, image: '{image}'}}\n"),
+        )
+        .unwrap()
+    };
+    write("web:1");
+    let runtime = Arc::new(FakeRuntime::new(&["web:1", "web:2"]));
+    let mut config = config(&server, dir.path());
+    config.static_pod_path = Some(manifests.clone());
+    let kubelet = start(config, runtime.clone());
+    let admin = Client::from_kubeconfig(Some(&server.admin_kubeconfig()), None).unwrap();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "kube-system");
+    let name = format!("static-{NODE}");
+    let p = wait_pod(&pods, &name, "the mirror pod Running", |p| {
+        phase(p) == "Running"
+    })
+    .await;
+    let meta = p.metadata.clone().unwrap();
+    assert!(meta.annotations.contains_key("kubernetes.io/config.mirror"));
+    assert_eq!(meta.annotations["kubernetes.io/config.source"], "file");
+    let owner = &meta.owner_references[0];
+    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Node", NODE));
+
+    // Deleted through the API: created again.
+    pods.delete(
+        &name,
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let again = wait_pod(&pods, &name, "the mirror pod recreated", |p| {
+        p.metadata.as_ref().unwrap().uid != meta.uid && phase(p) == "Running"
+    })
+    .await;
+
+    // A changed manifest replaces the pod.
+    write("web:2");
+    let replaced = wait_pod(&pods, &name, "the pod replaced", |p| {
+        p.metadata.as_ref().unwrap().uid != again.metadata.as_ref().unwrap().uid
+            && phase(p) == "Running"
+    })
+    .await;
+    assert_eq!(replaced.spec.unwrap().containers[0].image, "web:2");
+
+    // A removed manifest removes it.
+    std::fs::remove_file(&manifest).unwrap();
+    wait_for(
+        "the pod gone",
+        15,
+        || async { Some(pods.get_opt(&name).await.ok().flatten().is_none()) },
+        |g| *g,
+    )
+    .await;
+    assert_eq!(runtime.running(), 0);
+    kubelet.stop().await;
+    server.stop().await;
+}
