@@ -340,3 +340,105 @@ pub fn pod_status(o: &Observed) -> PodStatus {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capstan_proto::api::core::v1::{PodSpec, ResourceRequirements};
+
+    fn running() -> core::ContainerStatus {
+        core::ContainerStatus {
+            state: Some(core::ContainerState {
+                running: Some(ContainerStateRunning::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn exited(code: i32) -> core::ContainerStatus {
+        core::ContainerStatus {
+            state: Some(core::ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: Some(code),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn backing_off() -> core::ContainerStatus {
+        core::ContainerStatus {
+            state: Some(waiting("CrashLoopBackOff", "")),
+            last_state: exited(1).state,
+            ..Default::default()
+        }
+    }
+
+    fn creating() -> core::ContainerStatus {
+        core::ContainerStatus {
+            state: Some(waiting("ContainerCreating", "")),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn phase_follows_kubernetes() {
+        assert_eq!(phase("Always", &[], &[creating()]), "Pending");
+        assert_eq!(phase("Always", &[], &[running(), creating()]), "Pending");
+        assert_eq!(phase("Always", &[], &[running(), exited(0)]), "Running");
+        assert_eq!(phase("Always", &[], &[backing_off()]), "Running");
+        assert_eq!(phase("Always", &[], &[exited(0)]), "Running");
+        assert_eq!(
+            phase("OnFailure", &[], &[exited(0), exited(0)]),
+            "Succeeded"
+        );
+        assert_eq!(phase("OnFailure", &[], &[exited(1)]), "Running");
+        assert_eq!(phase("Never", &[], &[exited(0)]), "Succeeded");
+        assert_eq!(phase("Never", &[], &[exited(0), exited(2)]), "Failed");
+        assert_eq!(phase("Never", &[exited(1)], &[creating()]), "Failed");
+        assert_eq!(phase("Always", &[exited(1)], &[creating()]), "Pending");
+        assert_eq!(phase("Always", &[running()], &[creating()]), "Pending");
+        assert_eq!(phase("Always", &[exited(0)], &[running()]), "Running");
+    }
+
+    #[test]
+    fn qos_classes() {
+        let pod = |limits: &[(&str, &str)], requests: &[(&str, &str)]| Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    resources: Some(ResourceRequirements {
+                        limits: limits
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+                            .collect(),
+                        requests: requests
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+                            .collect(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(qos_class(&pod(&[], &[])), "BestEffort");
+        assert_eq!(
+            qos_class(&pod(&[("cpu", "1"), ("memory", "1Gi")], &[])),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&pod(
+                &[("cpu", "1"), ("memory", "1Gi")],
+                &[("cpu", "1000m")]
+            )),
+            "Guaranteed"
+        );
+        assert_eq!(qos_class(&pod(&[("cpu", "1")], &[])), "Burstable");
+        assert_eq!(qos_class(&pod(&[], &[("memory", "1Gi")])), "Burstable");
+    }
+}

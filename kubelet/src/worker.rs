@@ -56,7 +56,9 @@ pub struct PodWorker<R> {
     retry: HashMap<String, (u32, Instant)>,
     waiting: HashMap<String, Waiting>,
     start_time: Option<Time>,
-    last_written: Option<capstan_proto::api::core::v1::PodStatus>,
+    /// The last status written and the resourceVersion it replaced: while
+    /// the watch still shows that version, the write is not repeated.
+    last_written: Option<(String, capstan_proto::api::core::v1::PodStatus)>,
     prober: Prober,
     probes: HashMap<String, (bool, bool)>,
 }
@@ -590,10 +592,14 @@ impl<R: Runtime> PodWorker<R> {
             probes: &self.probes,
         });
         let phase = new.phase.clone();
-        if pod.status.as_ref() == Some(&new) || self.last_written.as_ref() == Some(&new) {
+        let m = meta(pod);
+        let lagging = self
+            .last_written
+            .as_ref()
+            .is_some_and(|(rv, s)| *rv == m.resource_version && *s == new);
+        if pod.status.as_ref() == Some(&new) || lagging {
             return Ok(phase);
         }
-        let m = meta(pod);
         let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &m.namespace);
         let mut updated = pod.clone();
         updated.status = Some(new.clone());
@@ -606,7 +612,7 @@ impl<R: Runtime> PodWorker<R> {
             other => other,
         };
         result.map_err(|e| anyhow::anyhow!("status of pod {}/{}: {e}", m.namespace, m.name))?;
-        self.last_written = Some(new);
+        self.last_written = Some((m.resource_version.clone(), new));
         Ok(phase)
     }
 

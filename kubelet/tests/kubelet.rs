@@ -216,6 +216,7 @@ async fn registers_runs_restarts_and_deletes_a_pod() {
     pods.create(&pod("web", "web:1", "Always")).await.unwrap();
     let running = wait_pod(&pods, "web", "Running", |p| phase(p) == "Running").await;
     let to_running = created.elapsed();
+    eprintln!("pod created -> Running seen by polling: {to_running:?}");
     assert!(
         to_running < Duration::from_secs(1),
         "pod took {to_running:?} to run"
