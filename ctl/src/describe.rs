@@ -178,6 +178,20 @@ async fn deployment(ctx: &Context, obj: &Object, events: &[Object]) -> Result<St
     Ok(out)
 }
 
+/// A service in kubectl's layout ([`crate::describe_service`]), with
+/// the Endpoints object of the same name.
+async fn service(ctx: &Context, obj: &Object, events: &[Object]) -> Result<String, Error> {
+    let ep_info = kinds::lookup("v1", "Endpoints").expect("Endpoints is served");
+    let endpoints = DynApi::new(&ctx.client, ep_info, obj.namespace())
+        .get(obj.name())
+        .await?
+        .map(|e| to_value(&e))
+        .transpose()?;
+    let mut out = crate::describe_service::describe(&to_value(obj)?, endpoints.as_ref());
+    out.push_str(&events_table(events)?);
+    Ok(out)
+}
+
 /// Runs `capctl describe`.
 pub async fn describe(ctx: &Context, args: &DescribeArgs) -> Result<(), Error> {
     let first = &args.args[0];
@@ -241,6 +255,8 @@ pub async fn describe(ctx: &Context, args: &DescribeArgs) -> Result<(), Error> {
             .await?;
         if obj.info().kind == "Deployment" {
             print!("{}", deployment(ctx, obj, &events).await?);
+        } else if obj.info().kind == "Service" {
+            print!("{}", service(ctx, obj, &events).await?);
         } else {
             print!("{}", describe_one(obj, &events)?);
         }

@@ -14,8 +14,13 @@ use crate::table::{at, items, selector};
 /// on `RollingUpdateStrategy:`).
 const WIDTH: usize = 24;
 
+/// `key:` padded to `width`, then the value.
+pub(crate) fn line_at(out: &mut String, width: usize, key: &str, value: impl std::fmt::Display) {
+    out.push_str(&format!("{:<width$}{value}\n", format!("{key}:")));
+}
+
 fn line(out: &mut String, key: &str, value: impl std::fmt::Display) {
-    out.push_str(&format!("{:<WIDTH$}{value}\n", format!("{key}:")));
+    line_at(out, WIDTH, key, value);
 }
 
 fn s<'a>(v: &'a Value, path: &str) -> &'a str {
@@ -36,7 +41,7 @@ fn or_none(text: String) -> String {
 
 /// `key=value` lines (labels) or `key: value` lines (annotations), the
 /// first after `key:`, the rest aligned under it.
-fn map_block(out: &mut String, key: &str, map: Option<&Value>, sep: &str, width: usize) {
+pub(crate) fn map_block(out: &mut String, key: &str, map: Option<&Value>, sep: &str, width: usize) {
     let entries: Vec<String> = map
         .and_then(Value::as_object)
         .map(|m| {

@@ -40,7 +40,14 @@
 //! - `describe KIND [NAME…]|KIND/NAME|KIND -l SEL`: the object (metadata,
 //!   then each top-level section as YAML) and its Events — one generic
 //!   layout, except deployments (kubectl's: replicas, strategy, pod
-//!   template, conditions, old and new ReplicaSets).
+//!   template, conditions, old and new ReplicaSets) and services
+//!   (kubectl's: type, IPs, each port with its target, node port and
+//!   endpoints, session affinity, traffic policy).
+//! - `expose deployment|rs|rc|pod|service NAME` (also `KIND/NAME`) with
+//!   `--port`, `--target-port`, `--protocol`, `--type`, `--name`,
+//!   `--selector`, `--labels`, `--dry-run`, `-o`: a Service built as
+//!   kubectl builds it ([`expose`]); `get svc` / `get ep` in kubectl's
+//!   columns (EXTERNAL-IP, `80:30390/TCP`, `+ N more...`).
 //! - `explain KIND[.field.path]`, from the API descriptors' comments.
 //! - `api-resources`, `version`, `cluster members [-o json]`.
 //! - `completion bash|zsh|fish`, written from the clap definition and the
@@ -62,7 +69,8 @@
 //!   marked for deletion, as reported).
 //! - `create` forms other than deployment, namespace, configmap and
 //!   secret generic; `rollout` for stateful sets; kubectl's per-kind
-//!   `describe` layouts other than deployments'.
+//!   `describe` layouts other than deployments' and services'; `create
+//!   service`; `expose --session-affinity|--external-ip|--cluster-ip`.
 //! - `apply` replaces the whole object (no three-way merge with a
 //!   last-applied annotation, no server-side apply), so fields set by
 //!   others (e.g. `spec.replicas` by an autoscaler) are reset to the
@@ -79,6 +87,7 @@ pub mod create_deployment;
 pub mod delete;
 pub mod describe;
 pub mod describe_deployment;
+pub mod describe_service;
 pub mod dynamic;
 pub mod error;
 pub mod explain;

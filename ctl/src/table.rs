@@ -224,6 +224,12 @@ fn endpoints(v: &Value) -> String {
             }
         }
     }
+    endpoint_list(&pairs)
+}
+
+/// `ip:port` pairs as kubectl shows them: the first three then `+ N
+/// more...`; `<none>` when there are none.
+pub fn endpoint_list(pairs: &[String]) -> String {
     match pairs.len() {
         0 => "<none>".into(),
         n if n > 3 => format!("{} + {} more...", pairs[..3].join(","), n - 3),

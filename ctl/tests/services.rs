@@ -173,4 +173,29 @@ async fn expose_and_service_tables() {
         "{table}"
     );
     assert!(!table.contains("127.0.1.9"), "{table}");
+
+    // describe service: kubectl's layout, the endpoints per port, the events.
+    let out = ctl.ok(&["describe", "svc", "web"]).await;
+    for expected in [
+        "Name:                     web\n",
+        "Labels:                   app=web\n                          tier=front\n",
+        "Selector:                 app=web\n",
+        "Type:                     ClusterIP\n",
+        &format!("IP:                       {cluster_ip}\n"),
+        "Port:                     <unset>  8080/TCP\n",
+        "TargetPort:               8080/TCP\n",
+        "Endpoints:                127.0.1.2:8080,127.0.1.3:8080,127.0.1.4:8080 + 1 more...\n",
+        "Session Affinity:         None\n",
+        "Events:",
+    ] {
+        assert!(out.contains(expected), "{expected:?} not in:\n{out}");
+    }
+    let out = ctl.ok(&["describe", "service/web-np"]).await;
+    assert!(
+        out.contains(&format!(
+            "NodePort:                 <unset>  {node_port}/TCP\n"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("Endpoints:                <none>\n"), "{out}");
 }
