@@ -179,6 +179,7 @@ async fn a_real_pod_runs_restarts_logs_and_is_adopted() {
         env: vec![field("POD_NAME", "metadata.name")],
         ..Default::default()
     };
+    let created = Instant::now();
     pods.create(&Pod {
         metadata: Some(ObjectMeta {
             name: "web".into(),
@@ -200,6 +201,10 @@ async fn a_real_pod_runs_restarts_logs_and_is_adopted() {
         status(p, "http").ready == Some(true)
     })
     .await;
+    eprintln!(
+        "pod created -> http container ready (polled every 100 ms): {:?}",
+        created.elapsed()
+    );
     let ip = running.status.as_ref().unwrap().pod_ip.clone();
     assert!(ip.starts_with("127.79.5."), "pod IP {ip:?}");
     let mut answer = String::new();

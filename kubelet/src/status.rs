@@ -418,7 +418,6 @@ mod tests {
                             .iter()
                             .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
                             .collect(),
-                        ..Default::default()
                     }),
                     ..Default::default()
                 }],
