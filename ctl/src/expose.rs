@@ -40,10 +40,10 @@ pub struct ExposeArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// The selector `k=v,…` (default: the exposed object's).
-    #[arg(short = 'l', long)]
+    #[arg(long)]
     pub selector: Option<String>,
     /// The service's labels `k=v,…` (default: the exposed object's).
-    #[arg(long)]
+    #[arg(short = 'l', long)]
     pub labels: Option<String>,
     /// Build the service without storing it: client (print it) or server (have it validated).
     #[arg(long = "dry-run", value_enum, num_args = 0..=1, require_equals = true, default_value_t = DryRun::None, default_missing_value = "client")]
@@ -329,6 +329,9 @@ mod tests {
                 "--type=NodePort",
                 "--name=front",
                 "--protocol=UDP",
+                "-l",
+                "svc=front",
+                "--selector=app=web,track=stable",
             ]),
             "Deployment",
             "web",
@@ -336,6 +339,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(svc["metadata"]["name"], "front");
+        assert_eq!(svc["metadata"]["labels"], json!({"svc": "front"}));
+        assert_eq!(
+            svc["spec"]["selector"],
+            json!({"app": "web", "track": "stable"})
+        );
         assert_eq!(svc["spec"]["type"], "NodePort");
         assert_eq!(
             svc["spec"]["ports"],
