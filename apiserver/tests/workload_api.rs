@@ -567,3 +567,73 @@ async fn services_get_cluster_ips_and_node_ports_held_until_deleted() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_namespace_waits_for_its_finalizer() {
+    use capstan_proto::api::core::v1::Namespace;
+    let server = TestServer::start().await;
+    server.admin_kubeconfig();
+    let mut c = ResourcesClient::new(channel(&server, "user-capstan-admin"));
+    let ns = Namespace {
+        metadata: Some(ObjectMeta {
+            name: "team-a".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let created = create(&mut c, "", &ns).await;
+    assert_eq!(
+        created.spec.as_ref().unwrap().finalizers,
+        vec!["kubernetes".to_owned()]
+    );
+    c.delete(DeleteRequest {
+        resource: rref::<Namespace>(),
+        name: "team-a".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let marked: Namespace = get(&mut c, "", "team-a").await;
+    assert!(
+        marked
+            .metadata
+            .as_ref()
+            .unwrap()
+            .deletion_timestamp
+            .is_some()
+    );
+    assert_eq!(marked.status.as_ref().unwrap().phase, "Terminating");
+    // Nothing new may be created in it meanwhile.
+    let err = c
+        .create(CreateRequest {
+            resource: rref::<Pod>(),
+            namespace: "team-a".into(),
+            object: pod("p", "").encode_to_vec(),
+            dry_run: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    // The namespace controller's last step: the finalizer goes, so does it.
+    let mut finalized = marked.clone();
+    finalized.spec.as_mut().unwrap().finalizers.clear();
+    c.update(UpdateRequest {
+        resource: rref::<Namespace>(),
+        namespace: String::new(),
+        object: finalized.encode_to_vec(),
+        dry_run: false,
+    })
+    .await
+    .unwrap();
+    let gone = c
+        .get(GetRequest {
+            resource: rref::<Namespace>(),
+            namespace: String::new(),
+            name: "team-a".into(),
+            allow_stale: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    server.stop().await;
+}

@@ -138,8 +138,9 @@ async fn namespace_is_emptied_then_removed() {
     .await;
     assert!(empty(&client, "team-a").await);
 
-    // No finalizer: the apiserver removes it at once; its content follows.
-    namespaces
+    // Without its finalizer (cleared by hand) the apiserver removes a
+    // namespace at once; its content follows.
+    let mut created = namespaces
         .create(&Namespace {
             metadata: meta("team-b"),
             spec: None,
@@ -148,6 +149,8 @@ async fn namespace_is_emptied_then_removed() {
         .await
         .unwrap();
     fill(&client, "team-b", false).await;
+    created.spec.as_mut().unwrap().finalizers.clear();
+    namespaces.update(&created).await.unwrap();
     let removed = namespaces
         .delete("team-b", &DeleteParams::default())
         .await

@@ -36,7 +36,9 @@
 //! - The controller-manager's rights to delete and deletecollection every
 //!   namespaced kind (namespace cascade delete, garbage collection) are
 //!   derived from [`KINDS`], so a new kind is covered without an edit here.
-//!   It cannot create or update Roles or bindings.
+//!   It cannot create or update Roles or bindings (Capstan has no RBAC
+//!   escalation check yet), so the garbage collector cannot orphan or
+//!   finalize RBAC objects; it may update Services (ownerReferences).
 //! - `nonResourceURLs` appear only in `cluster-admin`, for fidelity; RBAC
 //!   here ignores them ([`super::rbac`]).
 
@@ -377,8 +379,13 @@ fn controller_manager() -> Vec<PolicyRule> {
             ],
         ),
         rule(MANAGE, &["coordination.k8s.io"], &["leases"]),
-        // The endpoints controller reads services.
-        rule(READ, &[""], &["services"]),
+        // The endpoints controller reads services; the garbage collector
+        // updates their ownerReferences and finalizers.
+        rule(
+            &["get", "list", "watch", "update", "patch"],
+            &[""],
+            &["services"],
+        ),
         // The HorizontalPodAutoscaler scales through the scale subresource.
         rule(&["get", "update", "patch"], &["", "apps"], &["*/scale"]),
     ];

@@ -54,6 +54,24 @@ fn spec_differs(new: &Object, old: &Object) -> bool {
     with_spec_and_status!(cmp)
 }
 
+/// The finalizer every namespace gets on creation, in `spec.finalizers`;
+/// the namespace controller removes it once the namespace is empty.
+pub const NAMESPACE_FINALIZER: &str = "kubernetes";
+
+/// Whether `obj` is a Namespace whose `spec.finalizers` still hold it.
+pub fn held_by_spec_finalizers(obj: &Object) -> bool {
+    matches!(obj, Object::Namespace(n)
+        if n.spec.as_ref().is_some_and(|s| !s.finalizers.is_empty()))
+}
+
+/// What marking an object for deletion changes beyond its metadata: a
+/// Namespace turns `Terminating`.
+pub fn prepare_deletion(obj: &mut Object) {
+    if let Object::Namespace(n) = obj {
+        n.status.get_or_insert_with(Default::default).phase = "Terminating".into();
+    }
+}
+
 /// Prepares a new object for create: generation 1, status as Kubernetes
 /// resets it.
 pub fn prepare_create(obj: &mut Object) {
@@ -71,7 +89,11 @@ pub fn prepare_create(obj: &mut Object) {
             n.status = Some(NamespaceStatus {
                 phase: "Active".into(),
                 ..Default::default()
-            })
+            });
+            // The namespace controller's finalizer: a deleted namespace
+            // stays (Terminating) until its contents are gone.
+            n.spec.get_or_insert_with(Default::default).finalizers =
+                vec![NAMESPACE_FINALIZER.to_owned()];
         }
         Object::PersistentVolume(pv) => {
             pv.status = Some(PersistentVolumeStatus {

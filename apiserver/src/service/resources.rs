@@ -396,7 +396,7 @@ impl<T: PeerTransport> ResourceService<T> {
                 m.deletion_timestamp.is_some()
                     && m.finalizers.is_empty()
                     && m.deletion_grace_period_seconds.unwrap_or(0) == 0
-            });
+            }) && !strategy::held_by_spec_finalizers(&new);
             let result = if finalized {
                 // The last finalizer is gone from an object being deleted.
                 self.api.store.delete(&new, stored_rv).await.map(|_| new)
@@ -564,13 +564,14 @@ impl<T: PeerTransport> ResourceService<T> {
                     )));
                 }
             }
+            let held = !finalizers.is_empty() || strategy::held_by_spec_finalizers(&existing);
             if r.dry_run {
                 return Ok(DeleteResponse {
                     object: existing.encode_to_vec(),
-                    removed: grace == 0 && finalizers.is_empty(),
+                    removed: grace == 0 && !held,
                 });
             }
-            let result = if grace == 0 && finalizers.is_empty() {
+            let result = if grace == 0 && !held {
                 self.api
                     .store
                     .delete(&existing, stored_rv)
@@ -589,6 +590,7 @@ impl<T: PeerTransport> ResourceService<T> {
                     m.deletion_grace_period_seconds = Some(grace);
                 }
                 m.finalizers = finalizers;
+                strategy::prepare_deletion(&mut marked);
                 if marked == existing {
                     return Ok(DeleteResponse {
                         object: existing.encode_to_vec(),
