@@ -127,7 +127,7 @@ impl Up {
         append(
             &dir.join("controller-manager.yaml"),
             "leaderElection: { leaseDurationSeconds: 2, renewDeadlineSeconds: 1.5, retryPeriodSeconds: 0.5 }\n\
-             nodeMonitorGracePeriodSeconds: 4\npodEvictionTimeoutSeconds: 2\nevictionRate: 10\n",
+             nodeLifecycleController: { nodeMonitorPeriodSeconds: 0.5, nodeMonitorGracePeriodSeconds: 4, podEvictionTimeoutSeconds: 2, nodeEvictionRate: 10 }\n",
         );
         let mut child = Command::new(env!("CARGO_BIN_EXE_capstan"))
             .args(&args)
@@ -200,6 +200,7 @@ impl Drop for Up {
 fn kill(signal: &str, pid: i32) {
     let _ = Command::new("kill")
         .args([signal, &pid.to_string()])
+        .stderr(Stdio::null())
         .status();
 }
 
@@ -221,13 +222,14 @@ fn http_get(ip: &str) -> Option<String> {
 }
 
 /// The server every pod of the Deployment runs: answers `VERSION POD_NAME`.
-const SERVER: &str = "import http.server, os\n\
-class H(http.server.BaseHTTPRequestHandler):\n\
-    def do_GET(self):\n\
-        body = (os.environ['VERSION'] + ' ' + os.environ['POD_NAME']).encode()\n\
-        self.send_response(200); self.end_headers(); self.wfile.write(body)\n\
-    def log_message(self, *a): pass\n\
-http.server.ThreadingHTTPServer((os.environ['POD_IP'], 8080), H).serve_forever()\n";
+const SERVER: &str = r#"import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (os.environ['VERSION'] + ' ' + os.environ['POD_NAME']).encode()
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer((os.environ['POD_IP'], 8080), H).serve_forever()
+"#;
 
 fn field_env(name: &str, path: &str) -> EnvVar {
     EnvVar {

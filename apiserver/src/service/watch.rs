@@ -168,9 +168,9 @@ async fn serve(
             }
             Some(Err(e)) => {
                 let error = match &e {
-                    WatchError::Expired { .. }
-                    | WatchError::TooSlow { .. }
-                    | WatchError::Reset(_) => ApiError::expired(e.to_string()),
+                    WatchError::Expired { .. } | WatchError::Reset(_) => {
+                        ApiError::expired(e.to_string())
+                    }
                     WatchError::Storage(m) => ApiError::internal(m.clone()),
                 };
                 let _ = tx

@@ -95,12 +95,6 @@ pub enum ReadError {
 /// Why a watch stream ended. After any of these the watcher must relist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WatchError {
-    /// The watcher fell more than the queue capacity behind the store.
-    #[error("watcher too slow: fell more than {capacity} revisions behind; relist and watch again")]
-    TooSlow {
-        /// The per-watcher queue capacity.
-        capacity: usize,
-    },
     /// The next revision the watcher needs was compacted away (for instance
     /// while it replayed history, or by an installed snapshot).
     #[error("revision {requested} has been compacted (compacted revision is {compacted}); relist")]

@@ -46,8 +46,8 @@ pub use watch::{Event, EventKind, RevisionEvents, WatchStream};
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct StorageOptions {
-    /// How many revisions a watcher may fall behind before it is ended with
-    /// [`WatchError::TooSlow`]. Default 1024.
+    /// How many live revisions the watch ring holds; a watcher further
+    /// behind catches up from the database instead. Default 1024.
     pub watch_queue: usize,
     /// Read and check every stored byte at open (RocksDB block checksums and
     /// decoding of every record). Default true; costs one full scan.

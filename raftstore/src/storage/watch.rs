@@ -8,10 +8,14 @@
 //! is not the next one expected (after a snapshot install, say) is healed by
 //! replaying from the database again — no gap, no duplicate.
 //!
-//! Each watcher's queue is bounded (a `tokio::sync::broadcast` ring of
-//! [`super::StorageOptions::watch_queue`] revisions shared by all watchers).
-//! A watcher that falls further behind is ended with [`WatchError::TooSlow`]
-//! and must relist; memory never grows with a slow watcher.
+//! Live revisions reach watchers through one bounded ring (a
+//! `tokio::sync::broadcast` of [`super::StorageOptions::watch_queue`]
+//! revisions shared by all watchers), so memory never grows with a slow
+//! watcher. A watcher that falls further behind than the ring is moved back
+//! to replaying from the database, as etcd moves it to its unsynced group:
+//! it still sees every revision, in order, at the pace it reads, until it
+//! has caught up — or its next revision is compacted away, which ends it
+//! with [`WatchError::Expired`] (relist).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -72,16 +76,13 @@ pub(crate) enum Notice {
 /// The live feed of applied revisions.
 pub(crate) struct WatchHub {
     tx: broadcast::Sender<Notice>,
-    capacity: usize,
 }
 
 impl WatchHub {
-    /// A hub whose watchers may each lag `capacity` revisions behind.
+    /// A hub whose ring holds `capacity` live revisions.
     pub(crate) fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
         WatchHub {
-            tx: broadcast::channel(capacity).0,
-            capacity,
+            tx: broadcast::channel(capacity.max(1)).0,
         }
     }
 
@@ -210,9 +211,18 @@ impl WatchStream {
             let notice = match self.rx.recv().await {
                 Ok(n) => n,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    return Err(WatchError::TooSlow {
-                        capacity: self.shared.hub.capacity,
-                    });
+                    // Behind the live ring: catch up from the database.
+                    let meta = View::pinned(&self.shared)
+                        .sm_meta()
+                        .map_err(|e| WatchError::Storage(e.to_string()))?;
+                    if self.next < meta.compacted {
+                        return Err(WatchError::Expired {
+                            requested: self.next,
+                            compacted: meta.compacted,
+                        });
+                    }
+                    self.replay_until = self.replay_until.max(meta.revision);
+                    continue;
                 }
                 Err(broadcast::error::RecvError::Closed) => return Ok(None),
             };
