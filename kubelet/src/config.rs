@@ -88,6 +88,17 @@ pub struct Config {
     /// A container that ran this long resets its back-off (Kubernetes: 600 s).
     #[serde(default = "default_backoff_reset")]
     pub crash_loop_backoff_reset_seconds: f64,
+    /// The cluster DNS servers (`IP:PORT`) pods with dnsPolicy ClusterFirst
+    /// are pointed at (see [`crate::env::dns_env`]); empty: none.
+    #[serde(default, rename = "clusterDNS")]
+    pub cluster_dns: Vec<std::net::SocketAddr>,
+    /// The cluster's DNS domain, for the pods' search list.
+    #[serde(default = "default_cluster_domain")]
+    pub cluster_domain: String,
+}
+
+fn default_cluster_domain() -> String {
+    "cluster.local".to_owned()
 }
 
 fn default_port() -> u16 {

@@ -91,12 +91,47 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
     out
 }
 
+/// The resolver settings of a pod with dnsPolicy `ClusterFirst` (the
+/// default) or `ClusterFirstWithHostNet`, as environment — the process
+/// runtime's pods share the host's `/etc/resolv.conf`, so Kubernetes's
+/// per-pod resolv.conf becomes: `CAPSTAN_DNS_SERVERS` (the cluster DNS
+/// servers, `IP:PORT,...`), and glibc's own `LOCALDOMAIN` (the search
+/// list `NS.svc.DOMAIN svc.DOMAIN DOMAIN`) and `RES_OPTIONS` (`ndots:5`).
+/// Nothing for other policies or without cluster DNS servers.
+pub fn dns_env(
+    pod: &capstan_proto::api::core::v1::Pod,
+    servers: &[std::net::SocketAddr],
+    domain: &str,
+) -> Vec<(String, String)> {
+    let policy = pod.spec.as_ref().map_or("", |s| s.dns_policy.as_str());
+    if servers.is_empty() || !matches!(policy, "" | "ClusterFirst" | "ClusterFirstWithHostNet") {
+        return Vec::new();
+    }
+    let namespace = pod.metadata.as_ref().map_or("", |m| m.namespace.as_str());
+    let servers: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
+    vec![
+        ("CAPSTAN_DNS_SERVERS".to_owned(), servers.join(",")),
+        (
+            "LOCALDOMAIN".to_owned(),
+            format!("{namespace}.svc.{domain} svc.{domain} {domain}"),
+        ),
+        ("RES_OPTIONS".to_owned(), "ndots:5".to_owned()),
+    ]
+}
+
 /// The container's environment, in spec order (a later duplicate wins
-/// when the runtime applies them).
+/// when the runtime applies them). `envFrom` is refused (it needs
+/// ConfigMaps and Secrets, which the node authorizer does not grant yet).
 pub fn container_env(
     container: &Container,
     fields: &PodFields,
 ) -> Result<Vec<(String, String)>, String> {
+    if !container.env_from.is_empty() {
+        return Err(
+            "envFrom is not supported yet (it reads ConfigMaps and Secrets, which nodes may not read)"
+                .to_owned(),
+        );
+    }
     let mut defined: HashMap<String, String> = HashMap::new();
     let mut out = Vec::with_capacity(container.env.len());
     for var in &container.env {
@@ -243,5 +278,62 @@ mod tests {
                 .unwrap_err()
                 .contains("status.nothing")
         );
+    }
+}
+
+#[cfg(test)]
+mod dns_tests {
+    use capstan_proto::api::core::v1::{EnvFromSource, PodSpec};
+    use capstan_proto::api::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    fn pod(policy: &str) -> Pod {
+        Pod {
+            metadata: Some(ObjectMeta {
+                namespace: "shop".into(),
+                ..Default::default()
+            }),
+            spec: Some(PodSpec {
+                dns_policy: policy.into(),
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    #[test]
+    fn cluster_first_pods_get_the_cluster_resolver() {
+        let servers = ["127.64.0.1:53".parse().unwrap()];
+        let env = dns_env(&pod(""), &servers, "cluster.local");
+        assert_eq!(
+            env,
+            vec![
+                ("CAPSTAN_DNS_SERVERS".to_owned(), "127.64.0.1:53".to_owned()),
+                (
+                    "LOCALDOMAIN".to_owned(),
+                    "shop.svc.cluster.local svc.cluster.local cluster.local".to_owned()
+                ),
+                ("RES_OPTIONS".to_owned(), "ndots:5".to_owned()),
+            ]
+        );
+        assert!(dns_env(&pod("Default"), &servers, "cluster.local").is_empty());
+        assert!(dns_env(&pod("ClusterFirst"), &[], "cluster.local").is_empty());
+    }
+
+    #[test]
+    fn env_from_is_refused_not_ignored() {
+        let c = Container {
+            env_from: vec![EnvFromSource::default()],
+            ..Default::default()
+        };
+        let p = pod("");
+        let fields = PodFields {
+            pod: &p,
+            pod_ip: None,
+            host_ip: String::new(),
+        };
+        let err = container_env(&c, &fields).unwrap_err();
+        assert!(err.contains("envFrom"), "{err}");
     }
 }

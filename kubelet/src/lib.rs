@@ -85,6 +85,8 @@ pub async fn run_with<R: Runtime>(
             max: secs(config.crash_loop_backoff_max_seconds),
             reset: secs(config.crash_loop_backoff_reset_seconds),
         },
+        cluster_dns: config.cluster_dns.clone(),
+        cluster_domain: config.cluster_domain.clone(),
     });
     let mut tasks = vec![
         tokio::spawn(node::lease_loop(client.clone(), config.clone())),

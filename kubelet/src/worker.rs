@@ -14,7 +14,7 @@ use capstan_proto::timestamp::Time;
 use tokio::sync::watch;
 
 use crate::backoff::{BackoffPolicy, CrashBackoff};
-use crate::env::{PodFields, container_env, expand_command};
+use crate::env::{PodFields, container_env, dns_env, expand_command};
 use crate::labels;
 use crate::probe::Prober;
 use crate::runtime::{
@@ -41,6 +41,10 @@ pub struct Context<R> {
     pub log_root: PathBuf,
     /// Crash-loop back-off.
     pub backoff: BackoffPolicy,
+    /// Cluster DNS servers for ClusterFirst pods.
+    pub cluster_dns: Vec<std::net::SocketAddr>,
+    /// The cluster's DNS domain.
+    pub cluster_domain: String,
 }
 
 /// The pod as the worker last heard of it; `None`: gone from the API.
@@ -507,7 +511,8 @@ impl<R: Runtime> PodWorker<R> {
             pod_ip,
             host_ip: self.ctx.node_ip.clone(),
         };
-        let envs = container_env(c, &fields).map_err(|e| fail("CreateContainerConfigError", e))?;
+        let mut envs = dns_env(pod, &self.ctx.cluster_dns, &self.ctx.cluster_domain);
+        envs.extend(container_env(c, &fields).map_err(|e| fail("CreateContainerConfigError", e))?);
         let (command, args) = expand_command(c, &envs);
         let m = meta(pod);
         let config = ContainerConfig {

@@ -117,7 +117,8 @@ pub fn write_all(args: &UpArgs) -> anyhow::Result<()> {
                  rootDir: nodes/{node_name}\n\
                  podCIDR: {cidr}\n\
                  imageDir: images\n\
-                 staticPodPath: nodes/{node_name}/manifests\n",
+                 staticPodPath: nodes/{node_name}/manifests\n\
+                 clusterDNS: [\"{ip}:{dns_port}\"]\n",
                 node_name = node.name,
                 ip = node.ip,
                 port = args.kubelet_port,
