@@ -23,23 +23,8 @@ use capstan_proto::rpc::resources_client::ResourcesClient;
 use capstan_proto::rpc::{CreateRequest, GetRequest, ResourceRef};
 use prost::Message as _;
 
-fn free_port_base(n: u16) -> u16 {
-    // A port whose next n - 1 neighbours are free too (checked, then released).
-    for _ in 0..50 {
-        let base = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if base > 65_000 {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free port range");
-}
+mod support;
+use support::{capctl, fixture, free_port_base};
 
 struct Up {
     child: Child,
@@ -165,16 +150,6 @@ fn from_kubeconfig(path: &Path) -> (Vec<String>, std::sync::Arc<rustls::ClientCo
     (servers, tls)
 }
 
-/// The `capctl` binary, if built.
-fn capctl() -> Option<std::path::PathBuf> {
-    if let Some(bin) = std::env::var_os("CAPCTL_BIN") {
-        return Some(bin.into());
-    }
-    let exe = std::env::current_exe().ok()?;
-    let bin = exe.parent()?.parent()?.join("capctl");
-    bin.exists().then_some(bin)
-}
-
 /// Runs capctl with `kubeconfig`; (exit code, stdout + stderr).
 fn run_capctl(bin: &Path, kubeconfig: &Path, args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(bin)
@@ -189,15 +164,6 @@ fn run_capctl(bin: &Path, kubeconfig: &Path, args: &[&str]) -> (Option<i32>, Str
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.code(), text)
-}
-
-fn fixture(name: &str) -> std::path::PathBuf {
-    let base = std::env::var_os("CAPSTAN_FIXTURES")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    let nested = base.join("manifests");
-    let base = if nested.is_dir() { nested } else { base };
-    base.join("valid").join(name)
 }
 
 fn cm_ref() -> Option<ResourceRef> {

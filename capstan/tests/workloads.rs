@@ -46,6 +46,9 @@ use capstan_proto::api::core::v1::{
 use capstan_proto::api::meta::v1::{LabelSelector, ObjectMeta};
 use capstan_proto::intstr::IntOrString;
 
+mod support;
+use support::{fixture, free_port_base};
+
 /// The loopback network of the workloads test's nodes (127.NET.0.N).
 const NET: u8 = 91;
 /// The services test's (its ClusterIPs are in 127.SERVICES_NET+1.0.0/16).
@@ -53,23 +56,6 @@ const SERVICES_NET: u8 = 93;
 
 /// Every wait below is bounded by its own timeout; this bounds the slow ones.
 const LONG: Duration = Duration::from_secs(90);
-
-fn free_port_base(n: u16) -> u16 {
-    for _ in 0..50 {
-        let base = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if base > 65_000 {
-            continue;
-        }
-        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free port range");
-}
 
 /// `capstan up`, killed (with its daemons) on drop.
 struct Up {
@@ -376,19 +362,11 @@ async fn wait_serving(pods: &Api<Pod>, n: usize, version: &str, timeout: Duratio
     }
 }
 
-/// The `capctl` binary next to this test's binary, or `$CAPCTL_BIN`.
+/// The `capctl` binary; the test needs it.
 fn capctl() -> PathBuf {
-    if let Some(bin) = std::env::var_os("CAPCTL_BIN") {
-        return bin.into();
-    }
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("capctl");
-    assert!(
-        bin.exists(),
-        "capctl is not built at {}: run `cargo build -p capstan-ctl` (the workspace test run builds it)",
-        bin.display()
-    );
-    bin
+    support::capctl().expect(
+        "capctl is not built next to this test: run `cargo build -p capstan-ctl` (the workspace test run builds it)",
+    )
 }
 
 fn run_capctl(dir: &Path, args: &[&str]) -> String {
@@ -640,17 +618,6 @@ async fn deployment_rolls_survives_a_dead_node_and_a_dead_controller_manager() {
     let _ = second.kill();
     let _ = second.wait();
     up.stop();
-}
-
-/// The fixture's path (`../shared/fixtures/manifests/valid/NAME`, or under
-/// `$CAPSTAN_FIXTURES`).
-fn fixture(name: &str) -> PathBuf {
-    let base = std::env::var_os("CAPSTAN_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    let nested = base.join("manifests");
-    let base = if nested.is_dir() { nested } else { base };
-    base.join("valid").join(name)
 }
 
 /// GET / on `addr` within 1 s: the body, or `None`.
