@@ -226,6 +226,9 @@ async fn rolling_update_respects_surge_and_unavailability_then_rolls_back() {
         .remove("pod-template-hash");
     let mut d = e.deployments.get("web").await.unwrap();
     d.spec.as_mut().unwrap().template = Some(old_template);
+    // A user's edit: unconditional, so a status write racing it is no
+    // Conflict (the apiserver keeps the status of a spec update).
+    d.metadata.as_mut().unwrap().resource_version.clear();
     e.deployments.update(&d).await.unwrap();
     roll(&e, "web", 4, "web:1", |live| {
         assert!(live.len() <= 5);
@@ -282,6 +285,9 @@ async fn pause_holds_the_rollout_but_not_scaling() {
 
     let mut d = e.deployments.get("paused").await.unwrap();
     d.spec.as_mut().unwrap().paused = Some(true);
+    // A user's edit: unconditional, so a status write racing it is no
+    // Conflict (the apiserver keeps the status of a spec update).
+    d.metadata.as_mut().unwrap().resource_version.clear();
     e.deployments.update(&d).await.unwrap();
     eventually("Progressing DeploymentPaused", || async {
         let s = e.deployments.get("paused").await.ok()?.status?;
@@ -294,6 +300,9 @@ async fn pause_holds_the_rollout_but_not_scaling() {
     set_image(&e, "paused", "web:2").await;
     let mut d = e.deployments.get("paused").await.unwrap();
     d.spec.as_mut().unwrap().replicas = Some(3);
+    // A user's edit: unconditional, so a status write racing it is no
+    // Conflict (the apiserver keeps the status of a spec update).
+    d.metadata.as_mut().unwrap().resource_version.clear();
     e.deployments.update(&d).await.unwrap();
     let live = eventually("scaled to 3 while paused", || async {
         let live = live_pods(&e.pods, "paused").await;
@@ -306,6 +315,9 @@ async fn pause_holds_the_rollout_but_not_scaling() {
 
     let mut d = e.deployments.get("paused").await.unwrap();
     d.spec.as_mut().unwrap().paused = Some(false);
+    // A user's edit: unconditional, so a status write racing it is no
+    // Conflict (the apiserver keeps the status of a spec update).
+    d.metadata.as_mut().unwrap().resource_version.clear();
     e.deployments.update(&d).await.unwrap();
     roll(&e, "paused", 3, "web:2", |live| assert!(live.len() <= 4)).await;
     wait_complete(&e, "paused", 3).await;
@@ -378,6 +390,9 @@ async fn restarted_at_rolls_and_a_stuck_rollout_exceeds_its_deadline() {
             "kubectl.kubernetes.io/restartedAt".into(),
             "2026-11-27T20:00:00Z".into(),
         );
+    // A user's edit: unconditional, so a status write racing it is no
+    // Conflict (the apiserver keeps the status of a spec update).
+    d.metadata.as_mut().unwrap().resource_version.clear();
     e.deployments.update(&d).await.unwrap();
     eventually("every pod replaced", || async {
         let live = live_pods(&e.pods, "api").await;

@@ -136,6 +136,8 @@ async fn replica_set_creates_replaces_scales_adopts_and_releases() {
     // Scale down to 1: two deleted, the ready ones kept first.
     let mut rs = sets.get("web").await.unwrap();
     rs.spec.as_mut().unwrap().replicas = Some(1);
+    // Unconditional, so a status write racing it is no Conflict.
+    rs.metadata.as_mut().unwrap().resource_version.clear();
     sets.update(&rs).await.unwrap();
     let left = eventually("scaled down to 1", || async {
         let live = live_pods(&pods, "web").await;
