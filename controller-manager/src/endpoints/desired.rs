@@ -36,12 +36,7 @@ pub fn selector(svc: &Service) -> Option<Selector> {
     if spec.selector.is_empty() {
         return None;
     }
-    let text: Vec<String> = spec
-        .selector
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    Selector::parse(&text.join(",")).ok()
+    Selector::from_labels(&spec.selector).ok()
 }
 
 fn pod_ready(pod: &Pod) -> bool {
